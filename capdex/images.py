@@ -11,6 +11,9 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+#: Bytes handed to Pillow's decoder at a time (see `_decode`).
+READ_BLOCK = 1 << 23
+
 
 class ImageLoadError(Exception):
     """A file could not be turned into an image; str(error) is the reason shown to people."""
@@ -71,13 +74,19 @@ class DecodedImage:
     exif: Image.Exif
 
 
+#: The least a consumer needs: an int n means both sides >= n; (short, long) means the short
+#: side >= short and the long side >= long (a thumbnail fitted in a square box needs only its
+#: long side, so a 4:3 photo can decode at 1/8 scale instead of 1/4).
+SizeHint = int | tuple[int, int]
+
+
 def decode_image(
-    path: str | Path, *, max_pixels: int, size_hint: int | None = None
+    path: str | Path, *, max_pixels: int, size_hint: SizeHint | None = None
 ) -> DecodedImage:
     """Decode `path` into an upright RGB image.
 
     `max_pixels` refuses decompression bombs before decoding. `size_hint` lets JPEGs decode at a
-    reduced scale (draft mode) when the consumer only needs about that many pixels per side.
+    reduced scale (draft mode) when the consumer only needs that many pixels (see `SizeHint`).
     Raises ImageLoadError with a reason a person can read, whatever is wrong with the file.
     """
     heif = os.path.splitext(os.fspath(path))[1].lower() in HEIF_EXTENSIONS
@@ -105,7 +114,7 @@ def _looks_like_heif(path: str | Path) -> bool:
                                                   b"heis", b"hevc", b"hevx")
 
 
-def _decode(path: str | Path, max_pixels: int, size_hint: int | None) -> DecodedImage:
+def _decode(path: str | Path, max_pixels: int, size_hint: SizeHint | None) -> DecodedImage:
     try:
         with warnings.catch_warnings():
             # Our own pixel cap below is the limit; Pillow's lower default would only warn.
@@ -122,8 +131,12 @@ def _decode(path: str | Path, max_pixels: int, size_hint: int | None) -> Decoded
                 full_size = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
                 if size_hint and image.format == "JPEG":
                     # Decode at 1/2, 1/4 or 1/8 scale, never below the size the model needs.
-                    image.draft("RGB", (size_hint, size_hint))
+                    image.draft("RGB", _box(image.size, size_hint))
                 image.seek(0)  # first frame of animations
+                # Pillow feeds the decoder 64 KB at a time, taking the GIL back between blocks;
+                # while the model's thread runs Python, each hand-back waits for it, and decoding
+                # got ~10x slower in the indexer. A few blocks per photo avoid that convoy.
+                image.decodermaxblock = READ_BLOCK
                 image.load()
                 upright = ImageOps.exif_transpose(image)
                 upright = upright if upright is not None else image
@@ -148,17 +161,25 @@ def _decode(path: str | Path, max_pixels: int, size_hint: int | None) -> Decoded
         raise ImageLoadError(f"corrupt image data: {exc}") from exc
     except MemoryError as exc:
         raise ImageLoadError("not enough memory to decode this image") from exc
-    except Exception as exc:  # noqa: BLE001 - a decoder bug on one file must not stop a run
+    except Exception as exc:
         raise ImageLoadError(f"could not decode image ({type(exc).__name__}: {exc})") from exc
 
 
-def _reduce(image: Image.Image, size_hint: int) -> Image.Image:
-    """Shrink by a whole factor (a fast box filter) while the short side stays >= `size_hint`.
+def _box(size: tuple[int, int], hint: SizeHint) -> tuple[int, int]:
+    """The (width, height) an image of `size` must keep to satisfy `hint`."""
+    short, long = (hint, hint) if isinstance(hint, int) else hint
+    long = max(short, long)
+    return (long, short) if size[0] >= size[1] else (short, long)
+
+
+def _reduce(image: Image.Image, size_hint: SizeHint) -> Image.Image:
+    """Shrink by a whole factor (a fast box filter) while the image keeps `size_hint`.
 
     What JPEG draft mode does while decoding, done after it for other formats (PNG, TIFF, WebP)
     and for the rest of a JPEG's scale: resizing a full 12-MP frame later costs more than this.
     """
-    factor = min(image.size) // size_hint
+    box = _box(image.size, size_hint)
+    factor = min(image.size[0] // max(1, box[0]), image.size[1] // max(1, box[1]))
     if factor < 2 or image.mode not in ("RGB", "RGBA", "L", "LA", "I", "F"):
         return image
     reduced = image.reduce(factor)
@@ -166,6 +187,7 @@ def _reduce(image: Image.Image, size_hint: int) -> Image.Image:
     return reduced
 
 
-def load_image(path: str | Path, *, max_pixels: int, size_hint: int | None = None) -> Image.Image:
+def load_image(path: str | Path, *, max_pixels: int,
+               size_hint: SizeHint | None = None) -> Image.Image:
     """Just the upright RGB image of `path` (see `decode_image`)."""
     return decode_image(path, max_pixels=max_pixels, size_hint=size_hint).image

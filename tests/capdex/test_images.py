@@ -112,3 +112,19 @@ def test_size_hint_shrinks_large_non_jpeg_images_but_never_below_the_hint(tmp_pa
     # A box-filtered mean is the same picture, just smaller.
     small = np.asarray(full.image.resize((375, 250), Image.Resampling.BOX), dtype=np.int16)
     assert np.abs(np.asarray(decoded.image, dtype=np.int16) - small).max() <= 1
+
+
+def test_a_short_and_long_side_hint_decodes_4_3_photos_at_an_eighth(tmp_path):  # type: ignore[no-untyped-def]
+    """(224, 384): the model's 224 on the short side, a 384 thumbnail box on the long side. A
+    12-MP JPEG then decodes at 1/8 scale (500x375), not 1/4 as a 384-per-side hint would ask."""
+    from PIL import Image
+
+    Image.new("RGB", (4000, 3000), (90, 120, 30)).save(tmp_path / "wide.jpg")
+    Image.new("RGB", (3000, 4000), (90, 120, 30)).save(tmp_path / "tall.jpg")
+    Image.new("RGB", (1600, 1200), (90, 120, 30)).save(tmp_path / "wide.png")
+    sizes = {name: decode_image(tmp_path / name, max_pixels=MAX_PIXELS,
+                                size_hint=(224, 384)).image.size
+             for name in ("wide.jpg", "tall.jpg", "wide.png")}
+    assert sizes == {"wide.jpg": (500, 375), "tall.jpg": (375, 500), "wide.png": (400, 300)}
+    square = decode_image(tmp_path / "wide.jpg", max_pixels=MAX_PIXELS, size_hint=384).image
+    assert square.size == (1000, 750)  # an int keeps meaning "both sides"
