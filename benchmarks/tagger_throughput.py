@@ -3,7 +3,9 @@
 `capdex index` (a whole process: scan, hash, decode in draft mode, thumbnails, caption in
 batches, embed, commit) over N photos, against a naive loop measured in the same run: full
 decode of each file, then the tagger on that one image (the model already loaded, so the naive
-side is flattered). Photos come from benchmarks/make_photos.py (made once into _work/).
+side is flattered). Also in the same run: decoding alone (draft mode, all CPUs), the floor any
+pipeline must pay for these files, and a slice indexed with OCR on (OCR reads each photo again;
+it has its own benchmark, benchmarks/ocr.py). Photos come from benchmarks/make_photos.py.
 
     PYTHONPATH=. python benchmarks/tagger_throughput.py [N] [NAIVE_N]
 """
@@ -41,13 +43,30 @@ def naive(paths: list[Path]) -> float:
     return len(paths) / (time.perf_counter() - start)
 
 
-def capdex(folder: Path, count: int) -> tuple[float, float, dict]:
+def decode_floor(paths: list[Path]) -> float:
+    """Photos per second of only decoding the files as capdex does (draft mode to the model's
+    and the thumbnail's size), in as many threads as CPUs: the least any pipeline must do."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from capdex.images import decode_image
+
+    def decode(path: Path) -> None:
+        decode_image(path, max_pixels=200_000_000, size_hint=(224, 384))
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        list(pool.map(decode, paths))
+    return len(paths) / (time.perf_counter() - start)
+
+
+def capdex(folder: Path, count: int, ocr: bool = False) -> tuple[float, float, dict]:
     """(photos/s of the whole process, photos/s of the run itself, summary)."""
     data = WORK / "data-tagger"
     shutil.rmtree(data, ignore_errors=True)
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "api.cli", "index", str(folder), "--data-dir",
-                          str(data), "--json"], check=True, capture_output=True, text=True,
+                          str(data), "--json", "--ocr" if ocr else "--no-ocr"],
+                         check=True, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     wall = time.perf_counter() - start
     summary = json.loads(out.stdout.strip().splitlines()[-1])
@@ -55,19 +74,31 @@ def capdex(folder: Path, count: int) -> tuple[float, float, dict]:
     return count / wall, count / summary["seconds"], summary
 
 
-def main(count: int, naive_count: int, repeats: int = 2) -> None:
+def main(count: int, naive_count: int, repeats: int = 2, ocr_count: int = 100) -> None:
     folder = WORK / "photos12mp"
     paths = make(count, 4000, 3000, folder)
     print(describe(), f"; {count} photos of 4000x3000")
     # The model's weights cache is made on first use; do it outside the timings.
     naive(paths[:1])
+    print(f"file size: {sum(p.stat().st_size for p in paths) / len(paths) / 1e6:.1f} MB on average")
     for r in range(repeats):
         base = naive(paths[:naive_count])
+        floor = decode_floor(paths)
         proc, run, summary = capdex(folder, count)
-        print(f"run {r + 1}: naive {base:.1f} photos/s (over {naive_count}); capdex index "
-              f"{proc:.1f} photos/s whole process, {run:.1f} photos/s in the run "
-              f"({summary['seconds']:.1f}s) = {proc / base:.1f}x / {run / base:.1f}x naive")
+        print(f"run {r + 1}: naive {base:.1f} photos/s (over {naive_count}); decoding alone "
+              f"{floor:.1f} photos/s; capdex index (OCR off) {proc:.1f} photos/s whole process, "
+              f"{run:.1f} photos/s in the run ({summary['seconds']:.1f}s) = {proc / base:.1f}x / "
+              f"{run / base:.1f}x naive, {proc / floor:.0%} of decoding alone")
         sys.stdout.flush()
+    # OCR (on by default) reads every photo once more; shown on a slice for its share.
+    subset = WORK / "photos12mp-ocr"
+    subset.mkdir(exist_ok=True)
+    for path in paths[:ocr_count]:
+        if not (subset / path.name).exists():
+            os.link(path, subset / path.name)
+    proc, run, summary = capdex(subset, ocr_count, ocr=True)
+    print(f"with OCR on, {ocr_count} photos: {proc:.1f} photos/s whole process, {run:.1f} in the "
+          f"run, of which OCR {summary['ocr_seconds']:.1f}s of {summary['seconds']:.1f}s")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,10 @@ class Embedder:
         self._model = None
         self._lock = threading.Lock()
 
+    def warm_up(self) -> None:
+        """Load the model now (e.g. in a background thread) instead of on the first embed."""
+        self._load()
+
     def _load(self):  # type: ignore[no-untyped-def]
         with self._lock:
             if self._model is None:
@@ -70,7 +74,7 @@ class Embedder:
                 transformers.utils.logging.disable_progress_bar()
                 try:
                     self._model = SentenceTransformer(location, device="cpu")
-                except Exception as exc:  # noqa: BLE001 - report which model and where
+                except Exception as exc:
                     raise EmbedderError(
                         f"cannot load embedding model {self.model_name!r} from {location}: {exc}. "
                         "Set CAPDEX_EMBEDDER to a local sentence-transformers folder, or to a hub "

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     tagger_min_confidence: float = Field(default=0.15, ge=0.0, le=1.0)
     tagger_max_labels: int = Field(default=3, ge=1, le=10)
     torch_threads: int | None = Field(
-        default=None, ge=1, description="CPU threads for torch models; default is torch's choice."
+        default=None, ge=1, description="CPU threads for torch models; default: torch's choice (the tagger: half the CPUs)."
     )
 
     # Embedding

@@ -47,11 +47,21 @@ class Captioner(ABC):
 
     @abstractmethod
     def caption_batch(self, images: Sequence[Image.Image]) -> list[str]:
-        """Return one caption per image, in order."""
+        """Return one caption per image, in order (images or what `prepare` made of them)."""
+
+    def prepare(self, image: Image.Image) -> object:
+        """Per-image work (cropping, resizing) done ahead in the indexer's decode threads, so
+        the model's thread only runs the model; `caption_batch` accepts the result in place of
+        the image. The default does nothing."""
+        return image
+
+    def warm_up(self) -> None:
+        """Load the model now rather than on the first batch (the indexer calls it in a
+        background thread while files are hashed). Errors surface again on first use."""
 
     def caption(self, image: Image.Image) -> str:
         """Caption a single image."""
         return self.caption_batch([image])[0]
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Free the model's memory. The captioner loads it again if used afterwards."""

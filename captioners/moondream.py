@@ -101,6 +101,10 @@ class MoondreamCaptioner(Captioner):
                 captions.append(chat_cleanup.clean_caption(text))
         return captions
 
+    def warm_up(self) -> None:
+        with self._model.use():
+            pass
+
     def close(self) -> None:
         self._model.unload()
 

@@ -149,6 +149,10 @@ class TransformersCaptioner(Captioner):
         with self._model.use() as loaded, loaded.torch.inference_mode():
             return self.generate(loaded, list(images))
 
+    def warm_up(self) -> None:
+        with self._model.use():
+            pass
+
     def close(self) -> None:
         self._model.unload()
 

@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -46,6 +47,8 @@ from store.vectors import VectorIndex, open_index
 
 log = logging.getLogger(__name__)
 
+#: Captioned batches that may wait for the writer thread (embedding and committing).
+WRITE_QUEUE = 4
 #: (stage, done, total) — stages are "scan", "hash", "caption", "ocr" and "embed".
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -183,6 +186,20 @@ class Indexer:
             )
         return self._index
 
+    def _warm_up_models(self) -> None:
+        """Load the captioner and the embedder in a background thread while files are hashed,
+        so the first batch does not wait for them. Any error is left for first use to raise."""
+        captioner, embedder = self.captioner, self.embedder
+
+        def warm() -> None:
+            try:
+                captioner.warm_up()
+                embedder.warm_up()
+            except Exception as exc:  # noqa: BLE001 - reported properly when the model is used
+                log.debug("warming up the models failed: %s", exc)
+
+        threading.Thread(target=warm, name="capdex-warm-up", daemon=True).start()
+
     # -- runs -------------------------------------------------------------------------------------
     def run(self, roots: Iterable[str | Path]) -> IndexSummary:
         """One full pass over `roots`: index what is new or changed, forget what is gone."""
@@ -218,7 +235,7 @@ class Indexer:
         present = [p for p in scopes if os.path.lexists(p)]
         try:
             report(self._pass(present, scopes, full=False))
-        except Exception:  # noqa: BLE001 - e.g. the database busy for too long; keep watching
+        except Exception:
             log.exception("indexing %d changed path(s) failed; they will be picked up by their "
                           "next change or the next `capdex index` run", len(scopes))
 
@@ -302,6 +319,8 @@ class Indexer:
         if self.retry_failed:
             failed = {}
         plan = plan_changes(found.files, known, failed)
+        if any(row is None for _, row in plan.to_hash):  # new paths: most likely new photos
+            self._warm_up_models()
         # Problems seen before (same path, size and mtime) are still failing, not news.
         problems = [p for p in found.problems if failed.get(p.path) != (p.size, p.mtime_ns)]
         summary.unchanged = plan.unchanged
@@ -463,7 +482,9 @@ class Indexer:
     def _decode(self, item: _Work) -> _Work:
         """Decode, read metadata and write the thumbnail; any failure is the item's error."""
         captioner = self.captioner
-        hint = max(captioner.input_size or 0, self.settings.thumbnail_size) or None
+        # the model's input on the short side, the thumbnail's box on the long side
+        thumb = self.settings.thumbnail_size
+        hint = (captioner.input_size or thumb, thumb)
         try:
             decoded = decode_image(to_fs(item.path), max_pixels=self.settings.max_image_pixels,
                                    size_hint=hint)
@@ -481,6 +502,10 @@ class Indexer:
                 write_thumbnail(self.settings, content_hash, decoded.image)
             except Exception as exc:  # noqa: BLE001 - a missing thumbnail is made on demand
                 log.warning("cannot write thumbnail for %s: %s", item.path, exc)
+        try:
+            item.image = captioner.prepare(decoded.image)
+        except Exception as exc:  # noqa: BLE001 - one strange file must never stop a run
+            item.error = f"could not prepare image ({type(exc).__name__}: {exc})"
         return item
 
     def _batches(self, work: list[_Work], size: int) -> Iterator[list[_Work]]:
@@ -500,37 +525,38 @@ class Indexer:
                 yield batch
 
     def _caption_all(self, work: list[_Work], summary: IndexSummary) -> None:
-        """Decode ahead in threads, caption and embed a batch, and commit it in a writer thread
-        while the model captions the next batch, so the model waits neither on files nor on the
-        database. At most one batch waits to be written (a bounded queue: memory stays flat and
-        a database error stops the run one batch later at most)."""
+        """Decode ahead in threads, caption a batch, and embed and commit it in a writer thread
+        while the model captions the next batches, so the model waits neither on files, nor on
+        the embedder (which may still be loading), nor on the database. At most
+        `WRITE_QUEUE` batches wait to be written (a bounded queue: memory stays flat, and a
+        database error stops the run a few batches later at most)."""
         captioner = self.captioner
         size = self.settings.batch_size or captioner.batch_size
         done = 0
         self.progress("caption", 0, len(work))
         with ThreadPoolExecutor(1, thread_name_prefix="capdex-commit") as writer:
-            writing: Future[None] | None = None
+            writing: deque[Future[None]] = deque()
             for batch in self._batches(work, size):
                 if self.stop.is_set():
                     break  # what is committed stays; the next run does the rest
                 ready = [w for w in batch if w.error is None]
                 texts = self._caption_batch(captioner, ready)
                 captioned = [(w, t) for w, t in zip(ready, texts, strict=True) if t is not None]
-                vectors = self.embedder.embed([t for _, t in captioned])
                 for w in batch:
                     w.image = None
-                if writing is not None:
-                    writing.result()  # re-raises the writer's error here
+                while writing and (writing[0].done() or len(writing) >= WRITE_QUEUE):
+                    writing.popleft().result()  # re-raises the writer's error here
                 done += len(batch)
-                writing = writer.submit(self._write_batch, batch, captioned, vectors, captioner,
-                                        summary, done, len(work))
-            if writing is not None:
-                writing.result()
+                writing.append(writer.submit(self._write_batch, batch, captioned, captioner,
+                                             summary, done, len(work)))
+            while writing:
+                writing.popleft().result()
 
     def _write_batch(self, batch: list[_Work], captioned: list[tuple[_Work, str]],
-                     vectors: np.ndarray, captioner: Captioner, summary: IndexSummary,
-                     done: int, total: int) -> None:
-        """The writer thread's part: commit, report progress, save the index now and then."""
+                     captioner: Captioner, summary: IndexSummary, done: int, total: int) -> None:
+        """The writer thread's part: embed, commit, report progress, save the index now and
+        then."""
+        vectors = self.embedder.embed([t for _, t in captioned])
         self._commit_batch(batch, captioned, vectors, captioner, summary)
         self.progress("caption", done, total)
         self._maybe_save()

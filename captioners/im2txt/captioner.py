@@ -210,6 +210,10 @@ class Im2txtCaptioner(Captioner):
             )
             return [to_sentence(runtime.vocab, row) for row in ids]
 
+    def warm_up(self) -> None:
+        with self._model.use():
+            pass
+
     def close(self) -> None:
         self._model.unload()
 

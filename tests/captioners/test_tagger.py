@@ -190,3 +190,44 @@ def test_damaged_cache_is_rebuilt(tmp_path: Path) -> None:
     model = build_model(tmp_path)
     assert cache.stat().st_size > 1_000_000
     assert not model.training
+
+
+@pytest.mark.slow
+def test_folded_batch_norms_give_the_same_captions(
+    captioner: TaggerCaptioner, photos: dict[str, Path], data_dir: Path
+) -> None:
+    import timm
+    from safetensors.torch import load_file
+
+    captioner.caption(Image.new("RGB", (32, 32)))  # builds the weights cache
+    plain = timm.create_model(tagger.ARCHITECTURE, pretrained=False, **tagger.MODEL_KWARGS)
+    (cache,) = captioner.cache_dir.glob("*.safetensors")
+    plain.load_state_dict(load_file(cache))
+    plain.eval()
+    folded = build_model(captioner.cache_dir)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    images = [open_rgb(path) for path in sorted(photos.values())]
+    batch = tagger.preprocess(images)
+    with torch.inference_mode():
+        expected, got = plain(batch), folded(batch)
+    assert torch.allclose(got, expected, atol=1e-3), (got - expected).abs().max()
+    assert captioner.caption_batch(images) == [
+        tagger.compose_caption(row, min_confidence=captioner.settings.tagger_min_confidence,
+                               max_labels=captioner.settings.tagger_max_labels)
+        for row in expected.softmax(dim=-1).tolist()
+    ]
+
+
+def test_fold_batch_norms_leaves_other_layers_alone() -> None:
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                torch.nn.Conv2d(4, 2, 1), torch.nn.Linear(1, 1))
+    model[1].running_mean.uniform_(-1, 1)
+    model[1].running_var.uniform_(0.5, 2)
+    model[1].weight.data.uniform_(0.5, 2)
+    model.eval()
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        expected = model[:4](x)
+        assert tagger.fold_batch_norms(model) == 1
+        assert torch.allclose(model[:4](x), expected, atol=1e-5)
+    assert isinstance(model[1], torch.nn.Identity) and isinstance(model[2], torch.nn.ReLU)

@@ -52,6 +52,7 @@ def photos(tmp_path: Path) -> Path:
 def test_decoding_and_committing_overlap_captioning(photos, tmp_path, monkeypatch, colour_captioner, embedder: Embedder):  # type: ignore[no-untyped-def]
     settings = Settings(data_dir=tmp_path / "data", captioner="test-colour", decode_threads=2)
     db = Database(settings.db_url)
+    embedder.warm_up()  # steady state; a loading embedder only delays the writer thread
     rec = Recorder()
     real_decode = pipeline.decode_image
     monkeypatch.setattr(pipeline, "decode_image",
@@ -86,7 +87,7 @@ def test_batched_writes_leave_the_same_rows_as_before(photos, tmp_path, colour_c
     summary = Indexer(settings, db, embedder=embedder).run([photos])
     assert (summary.new, summary.failed, summary.captioned) == (16, 1, 16)
     with db.read() as session:
-        count = lambda model: session.scalar(select(func.count()).select_from(model))  # noqa: E731
+        count = lambda model: session.scalar(select(func.count()).select_from(model))
         assert (count(Photo), count(File), count(Caption), count(Vector)) == (16, 17, 16, 16)
         assert count(IndexingError) == 1
         pairs = session.execute(select(Vector.photo_id, Vector.caption_id, Caption.photo_id)
@@ -98,3 +99,61 @@ def test_batched_writes_leave_the_same_rows_as_before(photos, tmp_path, colour_c
     assert again.new == 1 and again.failed == 0
     with db.read() as session:
         assert session.scalar(select(func.count()).select_from(IndexingError)) == 0
+
+
+def test_prepare_runs_in_the_decode_threads_and_a_failure_fails_only_its_photo(photos, tmp_path, monkeypatch, colour_captioner, embedder: Embedder):  # type: ignore[no-untyped-def]
+    settings = Settings(data_dir=tmp_path / "data", captioner="test-colour", decode_threads=2)
+    db = Database(settings.db_url)
+    prepared_in: set[str] = set()
+    captioned: list[object] = []
+
+    def prepare(self, image):  # type: ignore[no-untyped-def]
+        prepared_in.add(threading.current_thread().name)
+        if image.getpixel((0, 0)) == (0, 0, 0):
+            raise ValueError("cannot crop this one")
+        return ("prepared", image.convert("RGB").resize((8, 8)))
+
+    def caption_batch(self, images):  # type: ignore[no-untyped-def]
+        captioned.extend(images)
+        return real_caption(self, [image for _, image in images])
+
+    real_caption = ColourCaptioner.caption_batch
+    monkeypatch.setattr(ColourCaptioner, "prepare", prepare, raising=False)
+    monkeypatch.setattr(ColourCaptioner, "caption_batch", caption_batch)
+    from PIL import Image
+    Image.new("RGB", (40, 30), (0, 0, 0)).save(photos / "odd.png")
+
+    summary = Indexer(settings, db, embedder=embedder).run([photos])
+
+    assert (summary.new, summary.captioned, summary.failed) == (16, 16, 1)
+    assert dict(summary.failures)[str(photos / "odd.png")] == \
+        "could not prepare image (ValueError: cannot crop this one)"
+    assert len(captioned) == 16 and all(kind == "prepared" for kind, _ in captioned)
+    assert threading.main_thread().name not in prepared_in
+
+
+def test_captioning_does_not_wait_for_a_slow_embedder(photos, tmp_path, monkeypatch, colour_captioner, embedder: Embedder):  # type: ignore[no-untyped-def]
+    """Embedding runs in the writer thread: a loading (slow) embedder holds back the commits,
+    not the model, which captions the following batches meanwhile."""
+    settings = Settings(data_dir=tmp_path / "data", captioner="test-colour", decode_threads=2)
+    db = Database(settings.db_url)
+    rec = Recorder()
+    real_embed = embedder.embed
+    first = threading.Event()
+
+    def slow_first_embed(texts):  # type: ignore[no-untyped-def]
+        seconds = 0.0 if first.is_set() else 1.0
+        first.set()
+        return rec.timed("embed", seconds, lambda: real_embed(texts))
+
+    monkeypatch.setattr(embedder, "embed", slow_first_embed)
+    real_caption = ColourCaptioner.caption_batch
+    monkeypatch.setattr(ColourCaptioner, "caption_batch",
+                        lambda self, images: rec.timed("caption", 0.05,
+                                                       lambda: real_caption(self, images)))
+    summary = Indexer(settings, db, embedder=embedder).run([photos])
+    assert summary.new == 16 and summary.captioned == 16
+    captions, embeds = rec.of("caption"), rec.of("embed")
+    assert len(captions) == 4 and captions[-1][1] < embeds[0][1]
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Vector)) == 16
