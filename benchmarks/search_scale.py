@@ -6,7 +6,9 @@ copied with noise (cosine ~0.8 to its source) and normalised, so the index has t
 shape of a real library. Each query is a fresh text embedded by the real embedder (no cache),
 then searched for the top 10; latency includes the embedding. The baseline in the same run is
 NumPy brute force (matrix product + argpartition) with the same query embedding. Recall@10 is
-against exact search. It measures `store.vectors.VectorIndex` as it is on this branch.
+against exact search. It measures `store.vectors.VectorIndex` as capdex builds it (exact up to
+`CAPDEX_EXACT_SEARCH_MAX` vectors, IVF above); benchmarks/search_latency.py measures whole
+searches through the engine and the database.
 
     PYTHONPATH=. python benchmarks/search_scale.py [SIZES...]      (default 100000 1000000)
 """
@@ -65,8 +67,15 @@ def bench(size: int) -> None:
 
     embedder = Embedder("all-MiniLM-L6-v2")
     vectors = make_vectors(embedder, size)
-    index = VectorIndex(WORK / f"search-{size}.faiss", embedder.name, vectors.shape[1])
+    from capdex.settings import Settings
+
+    # as capdex builds it: exact up to `exact_search_max` vectors, IVF above
+    index = VectorIndex(WORK / f"search-{size}.faiss", embedder.name, vectors.shape[1],
+                        Settings().exact_search_max)
     index.add(np.arange(size), vectors)
+    started = time.perf_counter()
+    index.fit_to_size()
+    print(f"  {index.kind} index, built in {time.perf_counter() - started:.1f} s", flush=True)
     texts = queries()
     embedder.embed(texts[:5])  # warm up
     exact, found, ours, numpy_times = [], [], [], []

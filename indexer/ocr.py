@@ -156,8 +156,9 @@ class OcrStage:
             if not os.path.isfile(to_fs(path)):
                 continue
             try:
+                # only the long side matters: a 12-MP 4:3 photo decodes at half scale
                 image = decode_image(to_fs(path), max_pixels=self.settings.max_image_pixels,
-                                     size_hint=side).image
+                                     size_hint=(1, side)).image
             except Exception as exc:  # noqa: BLE001 - recorded by the caption stage already
                 log.warning("%s: cannot decode for OCR: %s", path, exc)
                 continue

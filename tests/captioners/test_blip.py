@@ -140,3 +140,22 @@ def test_fp32_batches_give_the_model_cards_captions_and_bf16_mostly_agrees(
              for a, b in zip(x.split(), y.split(), strict=False)]
     # bf16 rounds differently, so a near-tie can flip a word on random weights; most agree.
     assert sum(a == b for a, b in words) / len(words) >= 0.5
+
+
+def test_vision_attention_is_fused_and_gives_the_eager_result(blip_dir: Path) -> None:
+    import torch
+    from transformers import BlipForConditionalGeneration
+
+    from captioners.blip import fuse_vision_attention
+
+    eager = BlipForConditionalGeneration.from_pretrained(blip_dir, local_files_only=True).eval()
+    fused = BlipForConditionalGeneration.from_pretrained(blip_dir, local_files_only=True).eval()
+    layers = len(fused.vision_model.encoder.layers)
+    assert fuse_vision_attention(fused.vision_model, torch) == layers
+    assert fuse_vision_attention(fused.vision_model, torch) == 0  # already fused: left alone
+    size = eager.config.vision_config.image_size
+    pixels = torch.randn(2, 3, size, size)
+    with torch.inference_mode():
+        expected = eager.vision_model(pixels).last_hidden_state
+        got = fused.vision_model(pixels).last_hidden_state
+    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
