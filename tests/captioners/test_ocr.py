@@ -76,3 +76,24 @@ def test_a_missing_engine_names_the_package_and_the_way_out(monkeypatch: pytest.
     for step in (OcrEngine().check, OcrEngine().load):
         with pytest.raises(OcrUnavailable, match=r"pip install rapidocr-onnxruntime.*--no-ocr"):
             step()
+
+
+@pytest.mark.slow
+def test_large_photos_are_searched_for_text_at_the_detection_side() -> None:
+    """RapidOCR's own "max" mode would detect on a 2000 px photo at 2000 px; ours at 960."""
+    from PIL import ImageDraw, ImageFont
+
+    from captioners.ocr import DETECT_SIDE
+
+    photo = Image.new("RGB", (2000, 1500), (235, 230, 220))
+    font = ImageFont.load_default(size=90)
+    ImageDraw.Draw(photo).text((150, 600), "FRESH BREAD DAILY", fill=(20, 20, 20), font=font)
+    engine = OcrEngine(0.6)
+    engine.load()
+    detector = engine._engine.text_det  # type: ignore[attr-defined]
+    seen: list[tuple[int, ...]] = []
+    infer = detector.infer
+    detector.infer = lambda batch: seen.append(batch.shape) or infer(batch)
+    result = engine.read(photo)
+    assert seen and max(seen[0][2:]) <= DETECT_SIDE, seen
+    assert "FRESH BREAD DAILY" in result.text.upper(), result.text
