@@ -213,7 +213,7 @@ def code_zip() -> Path:
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
             raise SparkJobError(f"cannot find capdex's package {package!r} to ship to the executors")
-        root = Path(list(spec.submodule_search_locations)[0])
+        root = Path(next(iter(spec.submodule_search_locations)))
         files += [(f"{package}/{path.relative_to(root).as_posix()}", path)
                   for path in sorted(root.rglob("*"))
                   if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"]
@@ -329,7 +329,7 @@ def _run(spark: Any, found: Any, output: str | Path, settings: Settings,
         captioned = captioned.unionByName(failed, allowMissingColumns=True)
     try:
         captioned.write.mode("overwrite").parquet(str(output))
-    except Exception as exc:  # noqa: BLE001 - Py4J wraps everything; keep the first line
+    except Exception as exc:  # noqa: BLE001 - Py4J wraps everything; find the cause
         raise SparkJobError(f"the Spark job failed: {job_failure(str(exc))}") from exc
     written = spark.read.parquet(str(output))
     stats = written.agg(F.count(F.lit(1)).alias("n"),

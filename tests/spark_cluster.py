@@ -128,7 +128,7 @@ def _wait(cluster: SparkCluster, ready, timeout: float) -> None:  # type: ignore
         try:
             if ready(cluster.master_state()):
                 return
-        except OSError:
-            pass  # the web UI is not listening yet
+        except (OSError, ValueError):
+            pass  # the web UI is not listening yet, or not yet serving its JSON
         time.sleep(0.5)
     raise RuntimeError(f"the Spark cluster was not ready within {timeout:.0f}s:\n{cluster.logs()}")
