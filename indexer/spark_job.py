@@ -253,6 +253,22 @@ def spark_conf(settings: Settings, master: str, extra: Iterable[str] = ()) -> di
     return conf
 
 
+def check_master(master: str, timeout: float = 5.0) -> None:
+    """Refuse a standalone master URL none of whose hosts answers, at once: Spark itself retries
+    for a minute and then reports only a stopped SparkContext."""
+    if not master.startswith("spark://"):
+        return  # local needs no network; yarn, k8s:// etc. are checked by Spark
+    problems = []
+    for address in master.removeprefix("spark://").split(","):
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+            return
+        except (OSError, ValueError) as exc:
+            problems.append(f"{address}: {getattr(exc, 'strerror', None) or exc}")
+    raise SparkJobError(f"cannot reach the Spark master {master} ({'; '.join(problems)})")
+
+
 def spark_session(master: str | None, settings: Settings | None = None, *,
                   app_name: str = "capdex-index", conf: Iterable[str] = ()):  # type: ignore[no-untyped-def]
     """A SparkSession for `master` (default: settings.spark_master, else local[*]) that runs
@@ -263,13 +279,15 @@ def spark_session(master: str | None, settings: Settings | None = None, *,
     settings = settings or Settings()
     master = master or settings.spark_master or "local[*]"
     values = spark_conf(settings, master, conf)
+    check_master(master)
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in values.items():
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
-    except Exception as exc:  # noqa: BLE001 - e.g. no Java, unreachable master
-        raise SparkJobError(f"cannot start Spark with master {master!r}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - e.g. no Java, a master that refuses the app
+        raise SparkJobError(f"cannot start Spark with master {master!r}: "
+                            f"{job_failure(str(exc))}") from exc
     context = session.sparkContext
     if "spark.pyspark.python" in values:
         # PySpark takes the workers' Python from the driver's PYSPARK_PYTHON when it builds
@@ -340,7 +358,8 @@ def _run(spark: Any, found: Any, output: str | Path, settings: Settings,
 
 
 #: The line that says why a task failed, inside Py4J's wrapping (Python traceback, JVM error).
-_CAUSE = re.compile(r"^\s*((?:[\w.]+(?:Error|Exception|Unavailable)): .+|.*Cannot run program .+)$")
+_CAUSE = re.compile(
+    r"^\s*(?:Caused by: )?((?:[\w.$]+(?:Error|Exception|Unavailable)): .+|.*Cannot run program .+)$")
 
 
 def job_failure(text: str) -> str:
@@ -350,7 +369,8 @@ def job_failure(text: str) -> str:
     causes = [m.group(1) for m in map(_CAUSE.match, lines) if m and "Py4JJavaError" not in m.group(1)]
     causes = [c[c.index("Cannot run program"):] if "Cannot run program" in c else c for c in causes]
     # Python tracebacks end with the exception raised in the worker: the last one is the cause.
-    python = [c for c in causes if not c.startswith(("java.", "org.apache", "scala."))]
+    python = [c for c in causes
+              if not c.startswith(("java.", "javax.", "org.", "scala.", "io.", "com.", "py4j."))]
     reason = (python or causes or lines or ["unknown error"])[-1 if python else 0]
     if "ModuleNotFoundError" in reason or "Cannot run program" in reason:
         reason += (" (the executors' Python must be the driver's Python version with capdex's "

@@ -218,3 +218,19 @@ def test_a_failed_job_says_why_in_one_line() -> None:
     assert job_failure(jvm).startswith('Cannot run program "/nope/python"')
     assert "CAPDEX_SPARK_PYTHON" in job_failure(jvm)
     assert "CAPDEX_SPARK_PYTHON" in job_failure("x\nModuleNotFoundError: No module named 'pyarrow'")
+
+
+def test_an_unreachable_master_is_refused_at_once(tmp_path: Path) -> None:
+    import socket
+
+    from indexer.spark_job import SparkJobError, check_master
+
+    with socket.socket() as sock:  # a port nobody listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(SparkJobError, match=f"cannot reach the Spark master spark://127.0.0.1:{port}"):
+        check_master(f"spark://127.0.0.1:{port}", timeout=2)
+    check_master("local[2]")  # nothing to reach
+    result = CliRunner().invoke(app, ["spark-index", str(tmp_path), "--output", str(tmp_path / "o"),
+                                      "--master", f"spark://127.0.0.1:{port}"])
+    assert result.exit_code == 2 and "cannot reach the Spark master" in result.output
