@@ -17,10 +17,14 @@ def register(app: typer.Typer) -> None:
     def spark_index(
         paths: Annotated[list[Path], typer.Argument(help="Folders (or single photos) to caption; "
                          "on a cluster, paths every executor can read (a shared mount).")],
-        output: Annotated[Path, typer.Option("--output", "-o", help="Parquet result to write "
-                          "(a folder, as Spark writes it; replaced if it exists).")],
+        output: Annotated[str, typer.Option("--output", "-o", help="Parquet result to write "
+                          "(a folder, as Spark writes it; replaced if it exists); on a cluster "
+                          "on shared storage, or an hdfs:// or s3a:// URL.")],
         master: Annotated[str | None, typer.Option("--master", help="Spark master URL, e.g. "
-                          "local[4] or spark://host:7077 (default: local[*]).")] = None,
+                          "local[4] or spark://host:7077 (default: CAPDEX_SPARK_MASTER, else "
+                          "local[*]).")] = None,
+        conf: Annotated[list[str] | None, typer.Option("--conf", help="Extra Spark setting "
+                        "KEY=VALUE (repeatable), e.g. spark.executor.memory=2g.")] = None,
         captioner: cli.CaptionerOpt = None,
         model_path: cli.ModelPathOpt = None,
         endpoint: cli.EndpointOpt = None,
@@ -38,7 +42,7 @@ def register(app: typer.Typer) -> None:
                                  captioner_endpoint=endpoint, captioner_model=model)
         cli._check_captioner(settings)
         try:
-            summary = run_spark_index(paths, output, settings, master=master)
+            summary = run_spark_index(paths, output, settings, master=master, conf=conf or ())
         except SparkJobError as exc:
             cli._fail(str(exc))
         if as_json:

@@ -212,6 +212,32 @@ class Settings(BaseSettings):
     ocr_embed_words: int = Field(default=40, ge=0, le=500)
     ocr_max_side: int = Field(default=2000, ge=256, le=8192)
 
+    # --- Spark (issue 8: `capdex spark-index` on local[N] or a cluster) --------------------------
+    # capdex's own code is shipped to the executors with the job; their Python must have the
+    # captioner's and embedder's dependencies (pip install 'capdex[...]' there) and the driver's
+    # Python version. On a cluster, photos must be on storage every executor reads under the
+    # same paths.
+    spark_master: str | None = Field(
+        default=None, description="Spark master URL (local[N], spark://host:7077); default local[*]."
+    )
+    spark_python: str | None = Field(
+        default=None,
+        description="Python executable on the executors; default: this Python on local masters, "
+        "Spark's own (PYSPARK_PYTHON or python3) on clusters.",
+    )
+    spark_executor_data_dir: Path | None = Field(
+        default=None,
+        description="Data dir the executors use, for models only (<dir>/models: weights caches, "
+        "models put there with `capdex models download NAME --data-dir <dir>`); default: this data dir on "
+        "local masters, <executor temp dir>/capdex-spark on clusters.",
+    )
+    spark_executor_memory: str | None = Field(
+        default=None, description="spark.executor.memory, e.g. 2g (the captioner lives there)."
+    )
+    spark_executor_cores: int | None = Field(
+        default=None, ge=1, description="spark.executor.cores: tasks one executor runs at once."
+    )
+
     @field_validator("data_dir", mode="before")
     @classmethod
     def _expand(cls, value: object) -> object:

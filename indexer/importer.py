@@ -22,7 +22,7 @@ from sqlalchemy import delete, select
 
 from capdex.embedder import Embedder, canonical_name, get_embedder
 from capdex.settings import Settings
-from store import repo
+from indexer.embed import embed_missing, photos_without_vectors
 from store.db import Database
 from store.models import MACHINE, Caption, File, IndexingError, Photo, Vector
 from store.vectors import open_index
@@ -100,9 +100,11 @@ def import_parquet(settings: Settings, db: Database, source: str | Path, *,
             dim = _merge(db, rows, store_embedder, summary) or dim
         _drop_orphan_vectors(db)
         model = embedder
-        if _photos_without_vectors(db, store_embedder):
+        if photos_without_vectors(db, store_embedder):
+            # As an index run embeds them (caption + OCR text), so a photo gets one vector
+            # whichever way it came in.
             model = model or get_embedder(settings)
-            summary.reembedded = _embed_missing(db, model)
+            summary.reembedded = embed_missing(db, model, settings.ocr_embed_words)
             dim = model.dim
         if dim is not None or settings.index_path.exists():
             index = open_index(settings.index_path, db, store_embedder,
@@ -191,41 +193,3 @@ def _drop_orphan_vectors(db: Database) -> None:
     (its captions stay, should it return), as an index run does."""
     with db.session() as session:
         session.execute(delete(Vector).where(Vector.photo_id.not_in(select(File.photo_id))))
-
-
-def _photos_without_vectors(db: Database, embedder: str) -> list[int]:
-    with db.read() as session:
-        has_vector = select(Vector.photo_id).where(Vector.embedder == embedder)
-        return list(session.scalars(select(File.photo_id).distinct()
-                                    .where(File.photo_id.not_in(has_vector))
-                                    .order_by(File.photo_id)))
-
-
-def _embed_missing(db: Database, embedder: Embedder) -> int:
-    """Embed the effective caption of present photos lacking a vector of `embedder`; re-checked
-    under the write lock, as another writer may change a caption meanwhile."""
-    photo_ids = _photos_without_vectors(db, embedder.name)
-    total = 0
-    for start in range(0, len(photo_ids), 256):
-        chunk = photo_ids[start : start + 256]
-        with db.read() as session:
-            chosen = _effective(session, chunk)
-        vectors = embedder.embed([text for _, _, text in chosen])
-        with db.session() as session:
-            now = {pid: (cid, text) for pid, cid, text in _effective(session, chunk)}
-            taken = set(session.scalars(select(Vector.photo_id).where(
-                Vector.embedder == embedder.name, Vector.photo_id.in_(chunk))))
-            for (photo_id, caption_id, text), vector in zip(chosen, vectors, strict=True):
-                if photo_id in taken or now.get(photo_id) != (caption_id, text):
-                    continue
-                session.add(Vector.of(photo_id, caption_id, embedder.name, vector))
-                total += 1
-    return total
-
-
-def _effective(session, photo_ids: list[int]) -> list[tuple[int, int, str]]:  # type: ignore[no-untyped-def]
-    by_photo: dict[int, list[Caption]] = {}
-    for caption in session.scalars(select(Caption).where(Caption.photo_id.in_(photo_ids))):
-        by_photo.setdefault(caption.photo_id, []).append(caption)
-    chosen = [repo.effective_caption(v) for v in by_photo.values()]
-    return sorted((c.photo_id, c.id, c.text) for c in chosen if c is not None)

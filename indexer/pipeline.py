@@ -34,6 +34,7 @@ from captioners import Captioner, CaptionerError, registry
 from captioners.ocr import OcrEngine, OcrUnavailable
 from indexer import ocr as ocr_stage
 from indexer import sidecars
+from indexer.embed import embed_missing
 from indexer.metadata import PhotoMetadata, read_metadata
 from indexer.plan import KnownFile, NewContent, Resolution, hash_file, plan_changes, resolve
 from indexer.scan import FileStat, ScanProblem, scan
@@ -720,68 +721,14 @@ class Indexer:
 
     # -- vectors ----------------------------------------------------------------------------------
     def _embed_missing(self) -> int:
-        """Embed the effective caption of every present photo that has no vector of our embedder.
-
-        Another process may caption a photo between our read and our write (the server storing
-        a human caption); the write transaction re-checks, under the write lock, that the photo
-        still lacks a vector and that the caption still speaks for it.
-        """
-        name = self.embedder.name
-        with self.db.read() as session:
-            has_vector = select(Vector.photo_id).where(Vector.embedder == name)
-            photo_ids = session.scalars(
-                select(File.photo_id).distinct().where(File.photo_id.not_in(has_vector))
-                .order_by(File.photo_id)
-            ).all()
-        total = 0
-        for start in range(0, len(photo_ids), 256):
-            if self.stop.is_set():
-                break
-            chunk = photo_ids[start : start + 256]
-            with self.db.read() as session:
-                chosen = self._embedding_texts(session, chunk)
-            if not chosen:
-                continue
-            self.progress("embed", total, len(photo_ids))
-            vectors = self.embedder.embed([text for _, _, _, text in chosen])
-            added = []
-            with self.db.session() as session:
-                now = {pid: (cid, oid, text)
-                       for pid, cid, oid, text in self._embedding_texts(session, chunk)}
-                taken = set(session.scalars(select(Vector.photo_id).where(
-                    Vector.embedder == name, Vector.photo_id.in_(chunk))))
-                rows, kept = [], []
-                for (photo_id, caption_id, ocr_id, text), vector in zip(chosen, vectors, strict=True):
-                    if photo_id in taken or now.get(photo_id) != (caption_id, ocr_id, text):
-                        continue
-                    rows.append(self._vector_row(photo_id, caption_id, vector, ocr_id))
-                    kept.append(vector)
-                session.add_all(rows)
-                session.flush()
-                added = [(row.id, vector) for row, vector in zip(rows, kept, strict=True)]
-            self._add_to_index(added)
-            total += len(added)
+        """Embed every present photo that has no vector of our embedder (caption + OCR text;
+        `indexer/embed.py`, shared with `capdex import`), adding them to the index as we go."""
+        def added(vectors: list[tuple[int, np.ndarray]]) -> None:
+            self._add_to_index(vectors)
             self._maybe_save()
-        return total
 
-    def _embedding_texts(self, session, photo_ids: list[int]) -> list[tuple[int, int, int | None, str]]:  # type: ignore[no-untyped-def]
-        """(photo id, caption id, OCR row id or None, text to embed): caption + the photo's text."""
-        shown = ocr_stage.ocr_for_embedding(session, photo_ids)
-        out = []
-        for photo_id, caption_id, caption in self._effective_captions(session, photo_ids):
-            ocr_id, text = shown.get(photo_id, (None, ""))
-            out.append((photo_id, caption_id, ocr_id,
-                        ocr_stage.embedding_text(caption, text, self.settings.ocr_embed_words)))
-        return out
-
-    @staticmethod
-    def _effective_captions(session, photo_ids: list[int]) -> list[tuple[int, int, str]]:  # type: ignore[no-untyped-def]
-        """(photo id, caption id, text) of the caption that speaks for each photo."""
-        by_photo: dict[int, list[Caption]] = {}
-        for caption in session.scalars(select(Caption).where(Caption.photo_id.in_(photo_ids))):
-            by_photo.setdefault(caption.photo_id, []).append(caption)
-        chosen = [repo.effective_caption(v) for v in by_photo.values()]
-        return sorted((c.photo_id, c.id, c.text) for c in chosen if c is not None)
+        return embed_missing(self.db, self.embedder, self.settings.ocr_embed_words,
+                             stop=self.stop, progress=self.progress, on_added=added)
 
     def _drop_orphans(self) -> None:
         """Photos with no file left leave the index (their captions stay, should they return)."""

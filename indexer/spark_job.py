@@ -6,16 +6,24 @@ Python worker loads the captioner and the embedder once (cached in this module) 
 its partitions in batches through `mapInPandas`. A file that cannot be hashed, decoded or
 captioned becomes a row with an `error`, never a failed job.
 
-On a real cluster capdex (with its models) must be installed on every executor, as any Python
-dependency of a PySpark job.
+On a cluster (`spark://...`, YARN, Kubernetes) capdex's own packages travel with the job (a zip
+given to `addPyFile`), so the executors run the driver's code. Their Python (`spark_python`) must
+have the dependencies of the captioner and the embedder installed and the driver's Python
+version; photos must be readable there under the paths the driver lists (shared storage). An
+executor that cannot read a file makes an error row, as any unreadable file does. Models are
+cached under `spark_executor_data_dir` on each executor.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
 import sys
+import tempfile
 import time
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,10 +96,21 @@ def _models(settings: Settings) -> tuple[Any, Any]:
     return _MODELS[key]
 
 
-def caption_frames(frames: Iterable[pd.DataFrame], settings: Settings) -> Iterator[pd.DataFrame]:
-    """mapInPandas body: (path, size, mtime_ns) frames in, one output row per input row."""
+def executor_settings(settings: Settings, data_dir: str | None) -> Settings:
+    """The job's settings as an executor uses them: its own data dir (for models), by default
+    a folder in its temp dir, as the driver's data dir may not exist (or be writable) there."""
+    where = data_dir or os.path.join(tempfile.gettempdir(), "capdex-spark")
+    return settings.model_copy(update={"data_dir": Path(where)})
+
+
+def caption_frames(frames: Iterable[pd.DataFrame], settings: Settings,
+                   data_dir: str | None = None) -> Iterator[pd.DataFrame]:
+    """mapInPandas body: (path, size, mtime_ns) frames in, one output row per input row.
+
+    `data_dir` is the executors' data dir (None: `executor_settings`' default)."""
     import pandas as pd
 
+    settings = executor_settings(settings, data_dir)
     captioner, embedder = _models(settings)
     size = settings.batch_size or captioner.batch_size
     for frame in frames:
@@ -128,8 +147,13 @@ def _caption_batch(records: list[dict[str, Any]], settings: Settings, captioner:
         except ImageLoadError as exc:
             row["error"] = str(exc)
             continue
+        except FileNotFoundError:
+            # Listed by the driver, absent here: not on storage this executor sees.
+            row["error"] = (f"not found on Spark executor host {socket.gethostname()} (photos must "
+                            "be on storage every executor reads under the same path)")
+            continue
         except OSError as exc:
-            row["error"] = f"cannot read: {exc.strerror or exc}"
+            row["error"] = f"cannot read on {socket.gethostname()}: {exc.strerror or exc}"
             continue
         except Exception as exc:  # noqa: BLE001 - one strange file must never fail the job
             row["error"] = f"could not read image ({type(exc).__name__}: {exc})"
@@ -167,43 +191,132 @@ def _caption_isolating(captioner: Any, ready: list[tuple[dict[str, Any], Any]],
 
 
 # -- driver side -------------------------------------------------------------------------------------
-def spark_session(master: str | None, app_name: str = "capdex-index"):  # type: ignore[no-untyped-def]
-    """A SparkSession for `master` (default local[*]); local workers run this very Python."""
+#: capdex's packages the executors import (the job's functions are pickled by reference to them).
+SHIPPED_PACKAGES = ("capdex", "captioners", "indexer", "store", "search")
+_code_dirs: list[tempfile.TemporaryDirectory[str]] = []  # kept (and removed) for the process
+
+
+def is_local(master: str) -> bool:
+    """Whether `master` runs the executors inside this process (local, local[N], local[*, F])."""
+    return master == "local" or master.startswith("local[")
+
+
+def code_zip() -> Path:
+    """A zip of capdex's own packages for `addPyFile`, built once per process.
+
+    Named by its content, so a session that already has this code does not get a second copy."""
+    import hashlib
+    import importlib.util
+
+    files: list[tuple[str, Path]] = []
+    for package in SHIPPED_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise SparkJobError(f"cannot find capdex's package {package!r} to ship to the executors")
+        root = Path(next(iter(spec.submodule_search_locations)))
+        files += [(f"{package}/{path.relative_to(root).as_posix()}", path)
+                  for path in sorted(root.rglob("*"))
+                  if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"]
+    digest = hashlib.sha256()
+    for name, path in files:
+        digest.update(name.encode() + b"\0" + path.read_bytes())
+    if not _code_dirs:
+        _code_dirs.append(tempfile.TemporaryDirectory(prefix="capdex-spark-code-"))
+    target = Path(_code_dirs[0].name) / f"capdex-{digest.hexdigest()[:16]}.zip"
+    if not target.exists():
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, path in files:
+                archive.write(path, name)
+    return target
+
+
+def spark_conf(settings: Settings, master: str, extra: Iterable[str] = ()) -> dict[str, str]:
+    """The Spark configuration of a capdex job on `master`; `extra` are "key=value" strings."""
+    conf = {"spark.sql.execution.arrow.pyspark.enabled": "true", "spark.ui.enabled": "false"}
+    python = settings.spark_python or (sys.executable if is_local(master) else None)
+    if python:
+        conf["spark.pyspark.python"] = python
+    if is_local(master):
+        # Executors are threads of this machine: their Python workers see this interpreter's
+        # import path too (editable installs, PYTHONPATH), whatever `python3` is first on PATH.
+        conf["spark.executorEnv.PYTHONPATH"] = os.pathsep.join(
+            [p for p in sys.path if p and os.path.isdir(p)])
+    if settings.spark_executor_memory:
+        conf["spark.executor.memory"] = settings.spark_executor_memory
+    if settings.spark_executor_cores:
+        conf["spark.executor.cores"] = str(settings.spark_executor_cores)
+    for item in extra:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SparkJobError(f"--conf {item!r}: expected key=value, e.g. spark.executor.memory=2g")
+        conf[key.strip()] = value
+    return conf
+
+
+def check_master(master: str, timeout: float = 5.0) -> None:
+    """Refuse a standalone master URL none of whose hosts answers, at once: Spark itself retries
+    for a minute and then reports only a stopped SparkContext."""
+    if not master.startswith("spark://"):
+        return  # local needs no network; yarn, k8s:// etc. are checked by Spark
+    problems = []
+    for address in master.removeprefix("spark://").split(","):
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+            return
+        except (OSError, ValueError) as exc:
+            problems.append(f"{address}: {getattr(exc, 'strerror', None) or exc}")
+    raise SparkJobError(f"cannot reach the Spark master {master} ({'; '.join(problems)})")
+
+
+def spark_session(master: str | None, settings: Settings | None = None, *,
+                  app_name: str = "capdex-index", conf: Iterable[str] = ()):  # type: ignore[no-untyped-def]
+    """A SparkSession for `master` (default: settings.spark_master, else local[*]) that runs
+    capdex's code on its executors."""
     _pyspark()
     from pyspark.sql import SparkSession
 
-    master = master or "local[*]"
+    settings = settings or Settings()
+    master = master or settings.spark_master or "local[*]"
+    values = spark_conf(settings, master, conf)
+    check_master(master)
     builder = SparkSession.builder.master(master).appName(app_name)
-    builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
-    builder = builder.config("spark.ui.enabled", "false")
-    if master.startswith("local"):
-        # Executors are threads of this machine: their Python workers must see this interpreter
-        # (and its capdex), whatever `python3` is first on PATH.
-        builder = builder.config("spark.pyspark.python", sys.executable)
-        builder = builder.config("spark.executorEnv.PYTHONPATH", os.pathsep.join(
-            [p for p in sys.path if p and os.path.isdir(p)]))
+    for key, value in values.items():
+        builder = builder.config(key, value)
     try:
-        return builder.getOrCreate()
-    except Exception as exc:  # noqa: BLE001 - e.g. no Java, unreachable master
-        raise SparkJobError(f"cannot start Spark with master {master!r}: {exc}") from exc
+        session = builder.getOrCreate()
+    except Exception as exc:  # noqa: BLE001 - e.g. no Java, a master that refuses the app
+        raise SparkJobError(f"cannot start Spark with master {master!r}: "
+                            f"{job_failure(str(exc))}") from exc
+    context = session.sparkContext
+    if "spark.pyspark.python" in values:
+        # PySpark takes the workers' Python from the driver's PYSPARK_PYTHON when it builds
+        # each function, not from the configuration: say it here, for this session only.
+        context.pythonExec = values["spark.pyspark.python"]
+    context.addPyFile(str(code_zip()))
+    return session
 
 
 def run_spark_index(roots: Iterable[str | Path], output: str | Path, settings: Settings, *,
-                    master: str | None = None, spark: Any = None,
-                    partitions: int | None = None) -> SparkSummary:
+                    master: str | None = None, spark: Any = None, partitions: int | None = None,
+                    conf: Iterable[str] = ()) -> SparkSummary:
     """List photos under `roots`, caption and embed them on Spark, and write Parquet to `output`.
 
-    Pass `spark` to reuse a running session (tests); otherwise one is started for `master` and
-    stopped at the end. Files the scan could not read are error rows too.
+    Pass `spark` to reuse a running session (tests); otherwise one is started for `master` (with
+    the extra "key=value" `conf`) and stopped at the end. Files the scan could not read are
+    error rows too.
     """
     started = time.monotonic()
     roots = [os.path.abspath(os.fspath(r)) for r in roots]
+    output = os.fspath(output)
+    if "://" not in output:  # a local path means the same on the executors: make it absolute
+        output = os.path.abspath(output)
     for root in roots:
         if not os.path.exists(root):
             raise SparkJobError(f"{root}: no such file or folder")
     found = scan(roots, exclude=[settings.data_dir])
     own_session = spark is None
-    session = spark or spark_session(master)
+    session = spark or spark_session(master, settings, conf=conf)
     try:
         summary = _run(session, found, output, settings, partitions)
     finally:
@@ -222,20 +335,45 @@ def _run(spark: Any, found: Any, output: str | Path, settings: Settings,
     # Enough partitions to keep every core busy, each a few batches long.
     count = partitions or max(1, min(spark.sparkContext.defaultParallelism * 4,
                                      -(-len(files) // size)))
+    master = spark.sparkContext.master
+    data_dir = settings.spark_executor_data_dir or (settings.data_dir if is_local(master) else None)
+    executor_dir = str(data_dir) if data_dir is not None else None
     listed = spark.createDataFrame(files, "path string, size long, mtime_ns long")
     captioned = listed.repartition(count).mapInPandas(
-        lambda frames: caption_frames(frames, settings), schema=SCHEMA)
+        lambda frames: caption_frames(frames, settings, executor_dir), schema=SCHEMA)
     problems = [(p.path, p.size, p.mtime_ns, p.reason) for p in found.problems]
     if problems:
         failed = spark.createDataFrame(problems, "path string, size long, mtime_ns long, error string")
         captioned = captioned.unionByName(failed, allowMissingColumns=True)
     try:
         captioned.write.mode("overwrite").parquet(str(output))
-    except Exception as exc:  # noqa: BLE001 - Py4J wraps everything; keep the first line
-        raise SparkJobError(f"the Spark job failed: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # noqa: BLE001 - Py4J wraps everything; find the cause
+        raise SparkJobError(f"the Spark job failed: {job_failure(str(exc))}") from exc
     written = spark.read.parquet(str(output))
     stats = written.agg(F.count(F.lit(1)).alias("n"),
                         F.sum(F.col("error").isNotNull().cast("int")).alias("failed")).first()
     total, failed = int(stats["n"]), int(stats["failed"] or 0)
     return SparkSummary(files=total, captioned=total - failed, failed=failed, partitions=count,
                         output=str(output))
+
+
+#: The line that says why a task failed, inside Py4J's wrapping (Python traceback, JVM error).
+_CAUSE = re.compile(
+    r"^\s*(?:Caused by: )?((?:[\w.$]+(?:Error|Exception|Unavailable)): .+|.*Cannot run program .+)$")
+
+
+def job_failure(text: str) -> str:
+    """Why a Spark job failed, in one line, from Py4J's many-line message; with a hint when the
+    executors' Python lacks something (CAPDEX_SPARK_PYTHON, the model extras)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    causes = [m.group(1) for m in map(_CAUSE.match, lines) if m and "Py4JJavaError" not in m.group(1)]
+    causes = [c[c.index("Cannot run program"):] if "Cannot run program" in c else c for c in causes]
+    # Python tracebacks end with the exception raised in the worker: the last one is the cause.
+    python = [c for c in causes
+              if not c.startswith(("java.", "javax.", "org.", "scala.", "io.", "com.", "py4j."))]
+    reason = (python or causes or lines or ["unknown error"])[-1 if python else 0]
+    if "ModuleNotFoundError" in reason or "Cannot run program" in reason:
+        reason += (" (the executors' Python must be the driver's Python version with capdex's "
+                   "dependencies: set CAPDEX_SPARK_PYTHON, pip install 'capdex[spark]' and the "
+                   "captioner's extra there)")
+    return reason

@@ -50,7 +50,8 @@ class ColourCaptioner(Captioner):
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No test reads the user's data dir, settings or the network."""
     for var in ("CAPDEX_DATA_DIR", "CAPDEX_DATABASE_URL", "CAPDEX_CAPTIONER", "CAPDEX_EMBEDDER",
-                "CAPDEX_API_KEY", "CAPDEX_PHOTO_ROOTS", "CAPDEX_CORS_ORIGINS", "CAPDEX_HOST"):
+                "CAPDEX_API_KEY", "CAPDEX_PHOTO_ROOTS", "CAPDEX_CORS_ORIGINS", "CAPDEX_HOST",
+                "CAPDEX_SPARK_MASTER", "CAPDEX_SPARK_PYTHON", "CAPDEX_SPARK_EXECUTOR_DATA_DIR"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -185,3 +186,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def db_settings(data_dir: Path, database_url: str) -> Settings:
     """`settings`, with the database on each supported engine in turn."""
     return Settings(data_dir=data_dir, captioner="test-colour", database_url=database_url)
+
+
+# -- a real Spark standalone cluster ---------------------------------------------------------------
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A Spark master and one worker (2 cores, 2 GiB) on loopback, from pyspark's own scripts;
+    stopped after the session. Skips only without pyspark or Java, and never in CI (`CI` set),
+    which installs both and must run the cluster tests."""
+    import os
+
+    from tests.spark_cluster import ClusterUnavailable, start_cluster
+
+    try:
+        cluster = start_cluster(tmp_path_factory.mktemp("spark-cluster"))
+    except ClusterUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the Spark cluster tests: {exc}")
+        pytest.skip(f"cannot start a Spark cluster: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -179,3 +179,58 @@ def test_a_parquet_file_of_something_else_is_refused(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     with pytest.raises(ParquetImportError, match="not a spark-index result"):
         import_parquet(settings, Database(settings.db_url), tmp_path / "x.parquet")
+
+
+def test_a_file_an_executor_cannot_find_is_an_error_row_naming_shared_storage(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    """The driver lists paths; an executor that does not see them (no shared mount) records an
+    error row for each, and the job goes on."""
+    from indexer.spark_job import _caption_batch
+
+    class NeverCalled:
+        name, version, input_size = "never", "1", None
+
+        def caption_batch(self, images: list[object]) -> list[str]:
+            raise AssertionError("nothing readable to caption")
+
+    rows = _caption_batch([{"path": str(tmp_path / "gone.jpg"), "size": 10, "mtime_ns": 1}],
+                          Settings(data_dir=tmp_path / "data"), NeverCalled(), embedder)
+    assert rows[0]["caption"] is None
+    assert "not found on Spark executor host" in rows[0]["error"]
+    assert "storage every executor reads" in rows[0]["error"]
+
+
+def test_a_failed_job_says_why_in_one_line() -> None:
+    from indexer.spark_job import job_failure
+
+    wrapped = ("An error occurred while calling o68.parquet.\n: org.apache.spark.SparkException: "
+               "Job aborted due to stage failure: Task 0 in stage 0.0 failed 1 times, most recent "
+               "failure: Lost task 0.0 (TID 0) (127.0.0.1 executor 0): "
+               "org.apache.spark.api.python.PythonException: Traceback (most recent call last):\n"
+               '  File "/x/worker.py", line 1, in main\n'
+               "captioners.base.ModelNotInstalledError: model 'blip-base' is not installed\n"
+               "\tat org.apache.spark.api.python.BasePythonRunner.handlePythonException\n")
+    assert job_failure(wrapped) == ("captioners.base.ModelNotInstalledError: model 'blip-base' "
+                                    "is not installed")
+    jvm = ("An error occurred while calling o68.parquet.\nLost task 0.0 in stage 0.0: "
+           'java.io.IOException: Cannot run program "/nope/python": error=2, No such file\n')
+    assert job_failure(jvm).startswith('Cannot run program "/nope/python"')
+    assert "CAPDEX_SPARK_PYTHON" in job_failure(jvm)
+    assert "CAPDEX_SPARK_PYTHON" in job_failure("x\nModuleNotFoundError: No module named 'pyarrow'")
+
+
+def test_an_unreachable_master_is_refused_at_once(tmp_path: Path) -> None:
+    import socket
+
+    from indexer.spark_job import SparkJobError, check_master
+
+    with socket.socket() as sock:  # a port nobody listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(SparkJobError, match=f"cannot reach the Spark master spark://127.0.0.1:{port}"):
+        check_master(f"spark://127.0.0.1:{port}", timeout=2)
+    check_master("local[2]")  # nothing to reach
+    result = CliRunner().invoke(app, ["spark-index", str(tmp_path), "--output", str(tmp_path / "o"),
+                                      "--master", f"spark://127.0.0.1:{port}"])
+    assert result.exit_code == 2 and "cannot reach the Spark master" in result.output
