@@ -391,13 +391,12 @@ class Indexer:
         """
         make = KnownFile._make
         with self.db.engine.connect() as conn:
-            known = {
-                row.path: row for row in map(make, conn.execute(
-                    select(File.id, File.path, File.size, File.mtime_ns, File.photo_id,
-                           File.sidecar_size, File.sidecar_mtime_ns)
-                    .where(_under(File.path, roots, self._dialect))
-                ))
-            }
+            rows = conn.execute(  # all at once: fetching row by row costs twice as much
+                select(File.id, File.path, File.size, File.mtime_ns, File.photo_id,
+                       File.sidecar_size, File.sidecar_mtime_ns)
+                .where(_under(File.path, roots, self._dialect))
+            ).all()
+            known = {row.path: row for row in map(make, rows)}
             failed = {
                 path: (size, mtime_ns)
                 for path, size, mtime_ns in conn.execute(
@@ -724,9 +723,12 @@ class Indexer:
         """
         name = self.embedder.name
         with self.db.read() as session:
-            has_vector = select(Vector.photo_id).where(Vector.embedder == name)
+            # NOT EXISTS probes the (photo, embedder) index per file; NOT IN first listed every
+            # vector of the embedder (a quarter of an unchanged re-run's database time)
+            has_vector = select(Vector.id).where(Vector.photo_id == File.photo_id,
+                                                 Vector.embedder == name)
             photo_ids = session.scalars(
-                select(File.photo_id).distinct().where(File.photo_id.not_in(has_vector))
+                select(File.photo_id).distinct().where(~has_vector.exists())
                 .order_by(File.photo_id)
             ).all()
         total = 0

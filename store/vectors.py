@@ -426,6 +426,9 @@ def open_index(
     index = VectorIndex(path, embedder, dim, exact_max)
     loaded = index.load()
     report = index.sync_with(db)
-    if report.changed or not loaded or index.fit_to_size():
+    # a file whose metadata lacks what `index_is_current` compares (saved without a database,
+    # or by an older capdex) is saved once more, so later runs can skip opening it
+    stamped = "max_id" in (read_meta(path) or {})
+    if report.changed or not loaded or index.fit_to_size() or not stamped:
         index.save(db)
     return index

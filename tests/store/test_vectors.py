@@ -208,6 +208,8 @@ def test_a_save_without_the_database_never_counts_as_current(db: Database, tmp_p
     index.save()
     assert "max_id" not in (read_meta(path) or {})
     assert not index_is_current(path, db, EMBEDDER)
+    open_index(path, db, EMBEDDER, DIM)  # (as an older capdex's file) stamped by the next open
+    assert index_is_current(path, db, EMBEDDER)
 
 
 def test_an_index_due_to_change_kind_is_not_current(db: Database, tmp_path: Path) -> None:
