@@ -81,10 +81,11 @@ def remove_stale_temp_files(folder: Path | str, recursive: bool = False) -> int:
     while stack:
         try:
             with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    if recursive and entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    elif is_stale_temp_file(entry.name):
+                for entry in entries:  # the thumbnail tree has one per photo: prefix first
+                    if not entry.name.startswith(TEMP_PREFIX):
+                        if recursive and entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                    elif not entry.is_dir(follow_symlinks=False) and is_stale_temp_file(entry.name):
                         try:
                             os.unlink(entry.path)
                             removed += 1

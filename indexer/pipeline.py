@@ -308,8 +308,10 @@ class Indexer:
         self.progress("scan", summary.scanned, summary.scanned)
 
         known, failed = self._known_under([to_store(s) for s in scopes])
-        seen = {f.path for f in found.files} | {p.path for p in found.problems}
-        vanished = [path for path in failed if path not in seen]  # errors of deleted files
+        vanished: list[str] = []  # errors of deleted files
+        if failed:
+            seen = {f.path for f in found.files} | {p.path for p in found.problems}
+            vanished = [path for path in failed if path not in seen]
         if self.retry_failed:
             failed = {}
         plan = plan_changes(found.files, known, failed)

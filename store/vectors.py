@@ -1,7 +1,9 @@
 """The FAISS vector index: a rebuildable cache of the `vectors` table for one embedder.
 
 The database is the source of truth. The index file is written atomically and, on open,
-checked against the database; whatever disagrees is repaired from the stored vectors.
+checked against the database; whatever disagrees is repaired from the stored vectors. A run
+that changed no vector need not open it: `index_is_current` compares the metadata a synced save
+records (count, highest id, file size) with one count/max query.
 
 Several processes write vectors to one database (an index run, the server storing a human
 caption, `capdex caption-set`), each with the index in memory. So that no writer's save drops
