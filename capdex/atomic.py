@@ -12,6 +12,8 @@ import re
 import tempfile
 from pathlib import Path
 
+#: How every capdex temporary file's name starts (a cheap test before the regular expression).
+TEMP_PREFIX = ".capdex-"
 _TEMP_NAME = re.compile(r"^\.capdex-(\d+)-[^/]*\.tmp$")
 
 
@@ -31,7 +33,7 @@ def atomic_write_bytes(path: Path | str, data: bytes, *, durable: bool = True) -
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".capdex-{os.getpid()}-", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -66,6 +68,8 @@ def _alive(pid: int) -> bool:
 
 def is_stale_temp_file(name: str) -> bool:
     """True for a capdex temporary file whose writer no longer runs."""
+    if not name.startswith(TEMP_PREFIX):  # nearly every name: skip the regular expression
+        return False
     pid = temp_file_owner(name)
     return pid is not None and not _alive(pid)
 
@@ -77,10 +81,11 @@ def remove_stale_temp_files(folder: Path | str, recursive: bool = False) -> int:
     while stack:
         try:
             with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    if recursive and entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    elif is_stale_temp_file(entry.name):
+                for entry in entries:  # the thumbnail tree has one per photo: prefix first
+                    if not entry.name.startswith(TEMP_PREFIX):
+                        if recursive and entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                    elif not entry.is_dir(follow_symlinks=False) and is_stale_temp_file(entry.name):
                         try:
                             os.unlink(entry.path)
                             removed += 1

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 ENGINE_NAME = "rapidocr"
 _PACKAGE = "rapidocr-onnxruntime"
+_MODULE = "rapidocr_onnxruntime"
 #: Longest side the text detector sees (PaddleOCR's server default).
 DETECT_SIDE = 960
 
@@ -92,8 +93,21 @@ class OcrEngine:
 
     def check(self) -> None:
         """Raise OcrUnavailable unless the engine can run here; cheap (no model is loaded)."""
-        _ = self.version
+        self.check_installed()
         _import_engine()
+
+    def check_installed(self) -> None:
+        """Raise OcrUnavailable unless the engine's package is installed, without importing it.
+
+        Cheap enough for every index run: importing the engine loads OpenCV and ONNX Runtime
+        (0.3-1 s), which a run with nothing to read should not pay; `load` imports it (and says
+        what is missing) when a photo needs OCR.
+        """
+        from importlib.util import find_spec
+
+        _ = self.version
+        if find_spec(_MODULE) is None:
+            raise OcrUnavailable(_missing_message())
 
     def load(self) -> None:
         """Load the ONNX models (once; later calls return at once)."""

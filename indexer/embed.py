@@ -26,9 +26,12 @@ CHUNK = 256
 def photos_without_vectors(db: Database, embedder: str) -> list[int]:
     """Ids of photos that have a file but no vector of `embedder`, in id order."""
     with db.read() as session:
-        has_vector = select(Vector.photo_id).where(Vector.embedder == embedder)
+        # NOT EXISTS probes the (photo, embedder) index per file; NOT IN first listed every
+        # vector of the embedder (a quarter of an unchanged re-run's database time)
+        has_vector = select(Vector.id).where(Vector.photo_id == File.photo_id,
+                                             Vector.embedder == embedder)
         return list(session.scalars(select(File.photo_id).distinct()
-                                    .where(File.photo_id.not_in(has_vector))
+                                    .where(~has_vector.exists())
                                     .order_by(File.photo_id)))
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, select
 
 from capdex.images import decode_image
 from capdex.paths import to_fs
@@ -60,20 +60,26 @@ def drop_stale_vectors(db: Database) -> list[int]:
     """Delete vectors that do not embed their photo's current OCR text; returns their ids.
 
     A vector made from the caption alone (a new photo, a new caption) of a photo that shows
-    text is stale, and so is one that embedded an older OCR row.
+    text is stale, and so is one that embedded an older OCR row. It runs on every index run, so
+    it reads only the photos that show text and the vectors that embedded some text (through
+    `ix_vectors_ocr_id`), never the whole vectors table.
     """
     with db.session() as session:
-        stale = session.scalars(
-            select(Vector.id).join(OcrText, OcrText.photo_id == Vector.photo_id).where(
-                OcrText.text != "",
-                or_(Vector.ocr_id.is_(None), Vector.ocr_id != OcrText.id))
-        ).all()
+        shown = dict(session.execute(
+            select(OcrText.photo_id, OcrText.id).where(OcrText.text != "")).all())
+        stale: list[int] = []
+        photo_ids = list(shown)
+        for start in range(0, len(photo_ids), 500):
+            rows = session.execute(select(Vector.id, Vector.photo_id, Vector.ocr_id).where(
+                Vector.photo_id.in_(photo_ids[start : start + 500])))
+            stale += [vector_id for vector_id, photo_id, ocr_id in rows
+                      if ocr_id != shown[photo_id]]
         stale += session.scalars(  # embedded text the photo no longer shows
             select(Vector.id).join(OcrText, OcrText.id == Vector.ocr_id)
             .where(OcrText.text == "")).all()
         if stale:
             session.execute(delete(Vector).where(Vector.id.in_(stale)))
-    return list(stale)
+    return stale
 
 
 @dataclass

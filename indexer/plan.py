@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from indexer.scan import FileStat
 
@@ -17,9 +18,8 @@ from indexer.scan import FileStat
 HASH_CHUNK = 1 << 23
 
 
-@dataclass(frozen=True, slots=True)
-class KnownFile:
-    """A file row as stored."""
+class KnownFile(NamedTuple):
+    """A file row as stored (a named tuple: a re-run loads one per stored file)."""
 
     id: int
     path: str

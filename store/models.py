@@ -109,6 +109,7 @@ class Vector(Base):
     __table_args__ = (
         UniqueConstraint("photo_id", "embedder", name="uq_vectors_photo_embedder"),
         Index("ix_vectors_embedder", "embedder"),
+        Index("ix_vectors_ocr_id", "ocr_id"),  # migration 0007
         {"sqlite_autoincrement": True},
     )
 

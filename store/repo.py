@@ -24,6 +24,16 @@ def vector_ids(db: Database, embedder: str) -> np.ndarray:
     return np.array(sorted(rows), dtype=np.int64)
 
 
+def vector_stamp(db: Database, embedder: str) -> tuple[int, int | None]:
+    """(how many, highest id) of the stored vectors of `embedder`; ids are never reused, so two
+    equal stamps mean the same vectors (see `store.vectors.index_is_current`)."""
+    with db.engine.connect() as conn:
+        count, highest = conn.execute(
+            select(func.count(Vector.id), func.max(Vector.id)).where(Vector.embedder == embedder)
+        ).one()
+    return int(count), highest
+
+
 def load_vectors(db: Database, ids: list[int], dim: int) -> tuple[np.ndarray, np.ndarray]:
     """The stored vectors with these ids, as (ids, float32 matrix)."""
     with db.read() as session:

@@ -1,7 +1,9 @@
 """The FAISS vector index: a rebuildable cache of the `vectors` table for one embedder.
 
 The database is the source of truth. The index file is written atomically and, on open,
-checked against the database; whatever disagrees is repaired from the stored vectors.
+checked against the database; whatever disagrees is repaired from the stored vectors. A run
+that changed no vector need not open it: `index_is_current` compares the metadata a synced save
+records (count, highest id, file size) with one count/max query.
 
 Several processes write vectors to one database (an index run, the server storing a human
 caption, `capdex caption-set`), each with the index in memory. So that no writer's save drops
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RepairReport", "VectorIndex", "open_index", "read_meta"]
+__all__ = ["RepairReport", "VectorIndex", "index_is_current", "open_index", "read_meta"]
 #: How long a save waits for another process's save before giving up.
 SAVE_LOCK_TIMEOUT = 300.0
 
@@ -56,6 +58,20 @@ class RepairReport:
 
 FLAT = "flat"
 IVF = "ivf"
+
+
+def _refit(kind: str, size: int, trained_on: int, exact_max: int | None) -> str | None:
+    """The kind an index of `size` vectors should become (None: stay as it is); see
+    `VectorIndex.fit_to_size`."""
+    if exact_max is None:
+        return None
+    if kind == FLAT:
+        return IVF if size > exact_max else None
+    if size < exact_max // 2:
+        return FLAT
+    if size > 4 * trained_on or size < trained_on // 4:
+        return IVF
+    return None
 
 
 def ivf_shape(count: int) -> tuple[int, int]:
@@ -136,18 +152,9 @@ class VectorIndex:
         Exact up to `exact_max`; IVF above it, retrained when the index has grown to 4× (or
         shrunk to ¼ of) what it was trained on; exact again below half of `exact_max`.
         """
-        if self.exact_max is None:
-            return False
         with self._lock:
             size = len(self)
-            if self.kind == FLAT:
-                wanted = IVF if size > self.exact_max else None
-            elif size < self.exact_max // 2:
-                wanted = FLAT
-            elif size > 4 * self._trained_on or size < self._trained_on // 4:
-                wanted = IVF
-            else:
-                wanted = None
+            wanted = _refit(self.kind, size, self._trained_on, self.exact_max)
             if wanted is None:
                 return False
             ids, vectors = self._contents()
@@ -221,9 +228,13 @@ class VectorIndex:
             self.fit_to_size()
             data = _faiss().serialize_index(self._index).tobytes()
             atomic_write_bytes(self.path, data)
-            meta = {"embedder": self.embedder, "dim": self.dim, "count": int(self._index.ntotal)}
+            meta: dict[str, object] = {"embedder": self.embedder, "dim": self.dim,
+                                       "count": int(self._index.ntotal)}
             if self.kind == IVF:
                 meta.update(kind=IVF, trained_on=self._trained_on)
+            if db is not None:  # the file holds exactly the database's vectors: say which
+                ids = self.ids()
+                meta.update(max_id=int(ids.max()) if len(ids) else None, size=len(data))
             atomic_write_bytes(self.meta_path, json.dumps(meta).encode())
             self._loaded_stamp = self._stamp()
 
@@ -370,6 +381,37 @@ def read_meta(path: Path) -> dict[str, object] | None:
         return None
 
 
+def index_is_current(path: Path, db: Database, embedder: str,
+                     exact_max: int | None = None) -> bool:
+    """Whether the index file holds exactly the database's vectors of `embedder`, judged without
+    reading the file or the ids: one count/max query and a stat, for runs that changed no vector.
+
+    A save after `sync_with` records the count and highest id it holds, and the file's size.
+    Vector ids are never reused (AUTOINCREMENT, sequences), so a vector added since has a
+    higher id and a removal lowers the count: equal (count, max id) mean the same ids. The size
+    catches a crash between writing the file and its metadata, and a truncated file. What this
+    cannot see (a file damaged in place, same size) is repaired by the next `open_index`: the
+    next search, or the next run that changes a vector.
+    """
+    from store import repo
+
+    meta = read_meta(path)
+    if not meta or meta.get("embedder") != embedder or "max_id" not in meta:
+        return False
+    try:
+        if path.stat().st_size != meta.get("size"):
+            return False
+    except OSError:
+        return False
+    count = meta.get("count")
+    if repo.vector_stamp(db, embedder) != (count, meta["max_id"]):
+        return False
+    trained_on = meta.get("trained_on") if meta.get("kind") == IVF else 0
+    if not isinstance(count, int) or not isinstance(trained_on, int):
+        return False
+    return _refit(IVF if trained_on else FLAT, count, trained_on, exact_max) is None
+
+
 def open_index(
     path: Path, db: Database, embedder: str, dim: int | Callable[[], int],
     exact_max: int | None = None,
@@ -386,6 +428,9 @@ def open_index(
     index = VectorIndex(path, embedder, dim, exact_max)
     loaded = index.load()
     report = index.sync_with(db)
-    if report.changed or not loaded or index.fit_to_size():
+    # a file whose metadata lacks what `index_is_current` compares (saved without a database,
+    # or by an older capdex) is saved once more, so later runs can skip opening it
+    stamped = "max_id" in (read_meta(path) or {})
+    if report.changed or not loaded or index.fit_to_size() or not stamped:
         index.save(db)
     return index

@@ -68,7 +68,9 @@ def assert_consistent(data_dir: Path, root: Path, embedder: str) -> dict[str, in
     index = faiss.read_index(str(index_path))
     on_disk = sorted(faiss.vector_to_array(index.id_map).tolist())
     assert on_disk == sorted(v for v, _, _ in vectors), "the FAISS file differs from the database"
-    assert read_meta(index_path) == {"embedder": embedder, "dim": index.d, "count": len(on_disk)}
+    assert read_meta(index_path) == {"embedder": embedder, "dim": index.d, "count": len(on_disk),
+                                     "max_id": max(on_disk, default=None),
+                                     "size": index_path.stat().st_size}
 
     leftovers = [p for p in list(data_dir.rglob("*.tmp")) + list(root.rglob("*.tmp"))]
     assert not leftovers, leftovers

@@ -229,3 +229,30 @@ def test_eval_reports_each_mode(indexed: Path, tmp_path: Path) -> None:
     queries.write_text("[]")
     code, _, err = capdex("eval", str(queries), "--data-dir", str(indexed))
     assert code == 2 and "non-empty JSON list" in err
+
+
+HEAVY = ("torch", "transformers", "sentence_transformers", "faiss", "onnxruntime", "cv2",
+         "rapidocr_onnxruntime")
+
+
+def test_an_unchanged_re_index_imports_no_model_and_no_vector_index(indexed: Path, colour_folder: Path, tmp_path: Path) -> None:
+    """A whole `capdex index` process with nothing to do: no captioner, embedder, OCR engine or
+    FAISS is imported (each costs from 0.1 s to seconds of start-up)."""
+    import subprocess
+    import sys
+
+    from tests.plugins import subprocess_env
+
+    report = ("import sys, json, runpy\n"
+              "sys.argv = ['capdex', *sys.argv[1:]]\n"
+              "try:\n    runpy.run_module('api.cli', run_name='__main__')\n"
+              "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+              f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]), file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", report, "index", str(colour_folder),
+                           "--data-dir", str(indexed), "--json"],
+                          env=subprocess_env(tmp_path / "site"), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["unchanged"] == 6 and summary["new"] == summary["reembedded"] == 0
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == []

@@ -50,7 +50,10 @@ def db(settings: Settings) -> Database:
 
 
 def index_file(settings: Settings) -> tuple[dict, faiss.Index]:
-    return read_meta(settings.index_path), faiss.read_index(str(settings.index_path))
+    """The index file's metadata (what says which vectors it holds left out) and the index."""
+    meta = read_meta(settings.index_path) or {}
+    return ({k: v for k, v in meta.items() if k not in ("max_id", "size")},
+            faiss.read_index(str(settings.index_path)))
 
 
 def vector_ids(db: Database, embedder: Embedder) -> list[int]:

@@ -208,7 +208,9 @@ def test_thumbnails_are_written_during_indexing(run, colour_folder, settings, db
 def test_index_file_records_its_embedder(run, colour_folder, settings, embedder):  # type: ignore[no-untyped-def]
     run(colour_folder)
     meta = read_meta(settings.index_path)
-    assert meta == {"embedder": embedder.name, "dim": 384, "count": 6}
+    assert meta is not None and meta["max_id"] is not None
+    assert meta == {"embedder": embedder.name, "dim": 384, "count": 6, "max_id": meta["max_id"],
+                    "size": settings.index_path.stat().st_size}
 
 
 def test_a_captioner_that_cannot_run_stops_the_run_without_recording_photos_as_broken(run, colour_folder, db, monkeypatch):  # type: ignore[no-untyped-def]

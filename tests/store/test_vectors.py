@@ -10,7 +10,7 @@ from sqlalchemy import delete
 
 from store.db import Database
 from store.models import Caption, File, Photo, Vector
-from store.vectors import VectorIndex, open_index, read_meta
+from store.vectors import VectorIndex, index_is_current, open_index, read_meta
 
 DIM = 8
 EMBEDDER = "test-embedder"
@@ -47,7 +47,9 @@ def ids_of(index: VectorIndex) -> list[int]:
 def test_a_new_index_is_built_from_the_database(db: Database, tmp_path: Path) -> None:
     index = open_index(tmp_path / "v.faiss", db, EMBEDDER, DIM)
     assert ids_of(index) == list(range(100, 120))
-    assert read_meta(tmp_path / "v.faiss") == {"embedder": EMBEDDER, "dim": DIM, "count": 20}
+    path = tmp_path / "v.faiss"
+    assert read_meta(path) == {"embedder": EMBEDDER, "dim": DIM, "count": 20, "max_id": 119,
+                               "size": path.stat().st_size}
 
 
 def test_search_finds_the_stored_vector_itself(db: Database, tmp_path: Path) -> None:
@@ -158,3 +160,60 @@ def test_a_reader_notices_every_save(db: Database, tmp_path: Path) -> None:
     assert not reader.changed_on_disk()
     writer.save()  # same size and, on a coarse clock, the same mtime: the inode still differs
     assert reader.changed_on_disk()
+
+
+# -- the cheap check a run that changed no vector makes instead of opening the index ------------
+def test_a_saved_index_is_current_until_the_database_changes(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "v.faiss"
+    assert not index_is_current(path, db, EMBEDDER)  # no file yet
+    open_index(path, db, EMBEDDER, DIM)
+    assert index_is_current(path, db, EMBEDDER)
+    assert not index_is_current(path, db, "another-model")
+    with db.session() as session:  # a vector went, as by a crash after a commit
+        session.execute(delete(Vector).where(Vector.id == 105))
+    assert not index_is_current(path, db, EMBEDDER)
+    open_index(path, db, EMBEDDER, DIM)
+    assert index_is_current(path, db, EMBEDDER)
+    add_photo_vector(db, unit(np.random.default_rng(3), 1)[0])
+    assert not index_is_current(path, db, EMBEDDER)
+
+
+def test_removing_the_newest_vectors_and_adding_as_many_is_noticed(db: Database, tmp_path: Path) -> None:
+    """Same count, and ids are never reused: the new highest id tells the sets apart."""
+    path = tmp_path / "v.faiss"
+    open_index(path, db, EMBEDDER, DIM)
+    with db.session() as session:
+        session.execute(delete(Vector).where(Vector.id.in_([118, 119])))
+    fresh = unit(np.random.default_rng(4), 2)
+    new_ids = [add_photo_vector(db, v) for v in fresh]
+    assert min(new_ids) > 119
+    assert not index_is_current(path, db, EMBEDDER)
+
+
+def test_a_truncated_file_or_a_file_without_its_metadata_is_not_current(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "v.faiss"
+    open_index(path, db, EMBEDDER, DIM)
+    path.write_bytes(path.read_bytes()[:50])
+    assert not index_is_current(path, db, EMBEDDER)
+    open_index(path, db, EMBEDDER, DIM)
+    path.with_suffix(".faiss.json").unlink()
+    assert not index_is_current(path, db, EMBEDDER)
+
+
+def test_a_save_without_the_database_never_counts_as_current(db: Database, tmp_path: Path) -> None:
+    """Without a sync the file holds what one process had in memory, not necessarily what the
+    database holds; only a save after `sync_with` records what the check compares."""
+    path = tmp_path / "v.faiss"
+    index = open_index(path, db, EMBEDDER, DIM)
+    index.save()
+    assert "max_id" not in (read_meta(path) or {})
+    assert not index_is_current(path, db, EMBEDDER)
+    open_index(path, db, EMBEDDER, DIM)  # (as an older capdex's file) stamped by the next open
+    assert index_is_current(path, db, EMBEDDER)
+
+
+def test_an_index_due_to_change_kind_is_not_current(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "v.faiss"
+    open_index(path, db, EMBEDDER, DIM)  # exact: no limit given
+    assert index_is_current(path, db, EMBEDDER, exact_max=None)
+    assert not index_is_current(path, db, EMBEDDER, exact_max=10)  # 20 vectors: IVF wanted
