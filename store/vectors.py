@@ -447,8 +447,8 @@ class VectorIndex:
 
         Exact on the flat index; approximate on the IVF index (see `_params`). The PQ kind
         searches a little below `min_score` (PQ_SLACK_MARGIN), then keeps (and scores) what
-        scores high enough exactly; with `limit`, only the best 2·limit by PQ score are
-        re-scored.
+        scores high enough exactly; with `limit`, only the best PQ_RERANK·limit by PQ score
+        are re-scored.
         """
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
         with self._lock:
@@ -464,9 +464,9 @@ class VectorIndex:
             else:
                 _, scores, ids = self._index.range_search(query, radius, params=params)
         if rescored:
-            if limit is not None and len(ids) > 2 * limit:
-                best = np.argpartition(-scores, 2 * limit)[: 2 * limit]
-                ids = ids[best]
+            wanted = max(PQ_RERANK * limit, PQ_MIN_RERANK) if limit is not None else len(ids)
+            if len(ids) > wanted:  # as `search` does: the best by PQ score are re-scored
+                ids = ids[np.argpartition(-scores, wanted)[:wanted]]
             ids, matrix = self._vectors(ids)
             scores = matrix @ query[0]
             keep = scores >= np.float32(min_score)
