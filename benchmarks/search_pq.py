@@ -64,7 +64,7 @@ def rss_mb():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
 texts = json.loads(sys.stdin.read())
-e = Embedder(%r)
+e = Embedder(EMBEDDER_NAME)
 e.embed(["warm up"])
 before = rss_mb()
 db = Database(sys.argv[2])
@@ -79,7 +79,7 @@ for text in texts:
     found.append(ids[0].tolist())
 print(json.dumps({"times": times, "found": found, "before_mb": before, "after_mb": rss_mb(),
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-""" % EMBEDDER
+""".replace("EMBEDDER_NAME", repr(EMBEDDER))
 
 
 def searcher(path: Path, db_url: str, texts: list[str]) -> dict:  # type: ignore[type-arg]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -18,9 +19,11 @@ from tests.search.conftest import Item, store_library
 
 pytestmark = pytest.mark.slow  # embeds 1,540 captions and trains a PQ index
 
-COLOURS = "red blue green yellow black white brown grey orange pink".split()
-THINGS = "dog cat man woman child car boat bird horse bicycle house tree flower cake".split()
-PLACES = "beach street park kitchen forest field lake snow garden road city".split()
+COLOURS = ["red", "blue", "green", "yellow", "black", "white", "brown", "grey", "orange", "pink"]
+THINGS = ["dog", "cat", "man", "woman", "child", "car", "boat", "bird", "horse", "bicycle",
+          "house", "tree", "flower", "cake"]
+PLACES = ["beach", "street", "park", "kitchen", "forest", "field", "lake", "snow", "garden",
+          "road", "city"]
 QUERIES = ["a dog playing on the beach", "red car in the city", "children in a snowy park",
            "birthday cake", "a horse by the lake", "flowers in a garden"]
 
@@ -29,7 +32,7 @@ class CachedEmbedder:
     """The real embedder, remembering what it embedded (the library is stored twice: SQLite,
     PostgreSQL)."""
 
-    cache: dict[str, np.ndarray] = {}
+    cache: ClassVar[dict[str, np.ndarray]] = {}
 
     def __init__(self, real: Embedder) -> None:
         self.real, self.name = real, real.name

@@ -97,7 +97,7 @@ def test_within_keeps_exactly_what_scores_high_enough(built: VectorIndex, data) 
 def test_within_and_search_among_some_ids(built: VectorIndex, data) -> None:  # type: ignore[no-untyped-def]
     ids, vectors, queries = data
     among = ids[::97]
-    found, scores = built.within(queries[0], -1.0, among=among)
+    found, _ = built.within(queries[0], -1.0, among=among)
     assert sorted(found.tolist()) == sorted(among.tolist())  # small filters are searched fully
     _, top = built.search(queries[0], 5, among=among)
     rows = np.searchsorted(ids, among)
