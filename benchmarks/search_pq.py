@@ -54,14 +54,14 @@ def store(db_url: str, vectors: np.ndarray, embedder: str) -> None:
 
 
 SEARCHER = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from capdex.embedder import Embedder
 from store.db import Database
 from store.vectors import open_index
-def rss_mb():
+def rss_mb(field="VmRSS:"):
     for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
 texts = json.loads(sys.stdin.read())
 e = Embedder(EMBEDDER_NAME)
@@ -78,7 +78,7 @@ for text in texts:
     times.append(time.perf_counter() - start)
     found.append(ids[0].tolist())
 print(json.dumps({"times": times, "found": found, "before_mb": before, "after_mb": rss_mb(),
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mb": rss_mb("VmHWM:")}))
 """.replace("EMBEDDER_NAME", repr(EMBEDDER))
 
 
@@ -137,7 +137,8 @@ def main(size: int) -> None:
           f"{b50 / p50:.2f}x; recall@10 {recall:.3f}")
     print(f"  file: {marginal:.1f} bytes/photo for the codes and ids, {whole:.1f} bytes/photo "
           f"with the trained cells and codebooks")
-    print(f"  searcher: peak RSS {result['peak_mb']:.0f} MB (model loading included); RSS "
+    print(f"  searcher: peak RSS (VmHWM) {result['peak_mb']:.0f} MB (model loading "
+          f"included); RSS "
           f"{result['before_mb']:.0f} MB with the embedder loaded, {result['after_mb']:.0f} MB "
           f"after opening the index and {len(texts)} searches: {extra:.0f} MB, "
           f"{extra * 2**20 / size:.0f} bytes/photo (the flat index holds "
