@@ -424,7 +424,8 @@ def caption_set(
     except (CaptionRejected, PhotoNotFound) as exc:
         _fail(str(exc))
     # Opening the index brings the file in line with the database (under the save lock).
-    open_index(settings.index_path, db, embedder.name, lambda: embedder.dim)
+    open_index(settings.index_path, db, embedder.name, lambda: embedder.dim,
+               settings.exact_search_max, compress_above=settings.vector_compress_above)
     from api.photos import photo_dict
 
     data = photo_dict(db, photo_id)

@@ -109,6 +109,17 @@ class Settings(BaseSettings):
         default=50_000, ge=1,
         description="Up to this many vectors search is exact; above, an IVF index is built.",
     )
+    # Large indexes (issue 8). Above this many vectors the index is compressed (IVF-PQ, 72 bytes
+    # a vector instead of MiniLM's 1.5 KB of floats) and searchers memory-map it. At a million
+    # vectors the IVF index's floats take 1.5 GB of RAM in every process that searches or
+    # writes; PQ takes ~75 MB, shared through the page cache. Below it the floats are
+    # affordable and search needs no database reads (PQ re-scores its candidates exactly from
+    # the stored vectors) and no minutes-long codebook training.
+    vector_compress_above: int = Field(
+        default=1_000_000, ge=1_000,
+        description="Above this many vectors the index is compressed (IVF-PQ, <100 bytes a "
+        "vector, memory-mapped; scores stay exact).",
+    )
     search_max_candidates: int = Field(
         default=50_000, ge=100,
         description="At most this many semantic candidates per query (beyond it `total` "

@@ -108,7 +108,9 @@ def import_parquet(settings: Settings, db: Database, source: str | Path, *,
             dim = model.dim
         if dim is not None or settings.index_path.exists():
             index = open_index(settings.index_path, db, store_embedder,
-                               dim if dim is not None else lambda: (model or get_embedder(settings)).dim)
+                               dim if dim is not None else lambda: (model or get_embedder(settings)).dim,
+                               settings.exact_search_max,
+                               compress_above=settings.vector_compress_above)
             index.save(db)  # under the save lock, after syncing with the database
     finally:
         lock.release()

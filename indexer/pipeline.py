@@ -44,7 +44,7 @@ from indexer.xmp import SidecarText
 from store import repo
 from store.db import Database
 from store.models import HUMAN, MACHINE, Caption, File, IndexingError, Photo, Vector, utcnow
-from store.vectors import VectorIndex, index_is_current, open_index
+from store.vectors import VectorIndex, db_source, index_is_current, open_index
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,7 @@ class Indexer:
             self._index = open_index(
                 self.settings.index_path, self.db, self.embedder.name, lambda: self.embedder.dim,
                 self.settings.exact_search_max,
+                compress_above=self.settings.vector_compress_above,
             )
         return self._index
 
@@ -772,7 +773,11 @@ class Indexer:
         """
         with self.db.session() as session:
             session.execute(delete(Vector).where(Vector.embedder == self.embedder.name))
-        self._index = VectorIndex(self.settings.index_path, self.embedder.name, self.embedder.dim)
+        dim = self.embedder.dim
+        self._index = VectorIndex(self.settings.index_path, self.embedder.name, dim,
+                                  self.settings.exact_search_max,
+                                  compress_above=self.settings.vector_compress_above,
+                                  source=db_source(self.db, dim))
         self._dirty = True
 
     def _add_to_index(self, added: list[tuple[int, np.ndarray]]) -> None:
@@ -800,7 +805,7 @@ class Indexer:
         of an unchanged re-run's time in a big library before."""
         if force and self._index is None and not index_is_current(
                 self.settings.index_path, self.db, self.embedder.name,
-                self.settings.exact_search_max):
+                self.settings.exact_search_max, self.settings.vector_compress_above):
             _ = self.index
         if self._index is not None and self._dirty:
             self._index.save(self.db)

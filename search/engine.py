@@ -121,11 +121,13 @@ class SearchEngine:
         """The vector index, reloaded and re-checked when an indexer has saved a newer one."""
         with self._lock:
             if self._index is None:
+                # memory-mapped: searchers share a compressed index's pages and rarely write
                 self._index = open_index(self.settings.index_path, self.db, self.embedder.name,
-                                         lambda: self.embedder.dim, self.settings.exact_search_max)
+                                         lambda: self.embedder.dim, self.settings.exact_search_max,
+                                         compress_above=self.settings.vector_compress_above,
+                                         mmap=True)
             elif self._index.changed_on_disk():
-                fresh = VectorIndex(self._index.path, self._index.embedder, self._index.dim,
-                                    self.settings.exact_search_max)
+                fresh = self._index.like()
                 fresh.load()
                 fresh.sync_with(self.db)
                 self._index = fresh

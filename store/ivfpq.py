@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +59,91 @@ class PQLayout:
         return cls(dim=dim, nlist=nlist, m=max(fitting))
 
 
+def train_ivfpq(layout: PQLayout, sample: np.ndarray):  # type: ignore[no-untyped-def]
+    """An empty `faiss.IndexIVFPQ` (inner product) with cells and codebooks trained on `sample`.
+
+    No id → list map: a hash table would cost ~30 more bytes per photo. Removal scans the
+    lists instead, which is fine for the batches an index run removes.
+    """
+    faiss = _faiss()
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
+    index = faiss.IndexIVFPQ(faiss.IndexFlatIP(layout.dim), layout.dim, layout.nlist, layout.m,
+                             layout.nbits, faiss.METRIC_INNER_PRODUCT)
+    index.cp.spherical = True  # cells on the unit sphere, like the vectors
+    index.cp.niter = 10
+    # 10 rounds, not 25: codebook training is most of the build time, and the exact
+    # re-ranking (`VectorIndex`) makes up the little precision it costs
+    index.pq.cp.niter = 10
+    index.train(sample)
+    return index
+
+
+def score_error(index, sample: np.ndarray, quantile: float = 0.999) -> float:  # type: ignore[no-untyped-def]
+    """How far below the exact score the index may score a vector near the query: the
+    `quantile` of x·(x − x̂) over sample vectors x (x̂: x as its code decodes, which is what a
+    PQ score is measured against). A query equal to the vector is the worst case: PQ pulls
+    residuals toward their centroids, so it underrates the nearest vectors most."""
+    sample = np.ascontiguousarray(sample[:2000], dtype=np.float32)
+    if not len(sample):
+        return 0.0
+    decoded = index.sa_decode(index.sa_encode(sample))
+    return float(np.quantile(np.einsum("nd,nd->n", sample, sample - decoded), quantile))
+
+
+def build_ivfpq(count: int, sample: np.ndarray,
+                chunks: Iterable[tuple[np.ndarray, np.ndarray]]):  # type: ignore[no-untyped-def]
+    """A trained, filled IVF-PQ index for about `count` vectors: trained on `sample` (rows of
+    the vectors, see `training_size`), then filled from `chunks` of (ids, vectors), so that
+    millions of vectors never need to be in memory at once. nprobe as `probes_for`."""
+    layout = PQLayout.for_size(count, sample.shape[1])
+    index = train_ivfpq(layout, sample)
+    for ids, vectors in chunks:
+        if len(ids):
+            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
+                               np.ascontiguousarray(ids, dtype=np.int64))
+    index.nprobe = probes_for(layout.nlist)
+    return index
+
+
+def training_size(count: int, dim: int) -> int:
+    """How many of `count` vectors to train on: 50 per cell (FAISS asks for 39), and at least
+    enough for the 256 centroids of each sub-quantizer."""
+    return min(count, max(50 * PQLayout.for_size(count, dim).nlist, 256 * 50))
+
+
+def probes_for(nlist: int) -> int:
+    """Cells visited per query: a tenth, as for the IVF index (`store.vectors.ivf_shape`); the
+    exact re-ranking then orders what they hold (recall@10 in tests/store/test_vectors_pq.py)."""
+    return max(8, min(nlist, nlist // 10))
+
+
+def in_memory(index) -> None:  # type: ignore[no-untyped-def]
+    """Copy a memory-mapped IVF index's lists into RAM, in place, so it can be changed.
+
+    FAISS maps the lists read-only (`OnDiskInvertedLists`): adding or removing raises, and
+    serialising writes a reference to the mapped file rather than the codes.
+    """
+    faiss = _faiss()
+    ivf = faiss.extract_index_ivf(index)
+    mapped = ivf.invlists
+    if isinstance(faiss.downcast_InvertedLists(mapped), faiss.ArrayInvertedLists):
+        return
+    copy = faiss.ArrayInvertedLists(ivf.nlist, ivf.code_size)
+    for i in range(ivf.nlist):
+        size = mapped.list_size(i)
+        if size:
+            copy.add_entries(i, size, mapped.get_ids(i), mapped.get_codes(i))
+    ivf.replace_invlists(copy, True)  # the index owns (and frees) the copy, unmaps the old
+    copy.this.disown()
+
+
+def is_mapped(index) -> bool:  # type: ignore[no-untyped-def]
+    """True when the index's lists are memory-mapped from its file (read-only)."""
+    faiss = _faiss()
+    lists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists)
+    return isinstance(lists, faiss.OnDiskInvertedLists)
+
+
 class PQIndex:
     """IVF-PQ inner-product index keyed by vector row ids (as `VectorIndex` is)."""
 
@@ -70,17 +155,9 @@ class PQIndex:
     def train(cls, layout: PQLayout, sample: np.ndarray) -> PQIndex:
         """An empty index whose cells and codebooks are trained on `sample` (normalised rows;
         a few hundred thousand are plenty for millions of photos)."""
-        faiss = _faiss()
-        sample = np.ascontiguousarray(sample, dtype=np.float32)
         if len(sample) < layout.nlist * 39 and len(sample) < 2 ** layout.nbits * 39:
             raise ValueError(f"{len(sample)} training vectors are too few for {layout}")
-        quantizer = faiss.IndexFlatIP(layout.dim)
-        index = faiss.IndexIVFPQ(quantizer, layout.dim, layout.nlist, layout.m, layout.nbits,
-                                 faiss.METRIC_INNER_PRODUCT)
-        index.train(sample)
-        # No id → list map: a hash table would cost ~30 more bytes per photo. Removal scans
-        # the lists instead, which is fine for the batches an index run removes.
-        return cls(index)
+        return cls(train_ivfpq(layout, sample))
 
     @property
     def layout(self) -> PQLayout:
