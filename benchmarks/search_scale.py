@@ -114,11 +114,12 @@ def bench(size: int) -> None:
 def server_memory(size: int) -> None:
     """Peak RSS of a process holding the saved index and the embedder, after a search."""
     code = (
-        "import resource, sys; from pathlib import Path\n"
+        "import sys; from pathlib import Path\n"
         "from capdex.embedder import Embedder; from store.vectors import VectorIndex\n"
         "e = Embedder('all-MiniLM-L6-v2'); ix = VectorIndex(Path(sys.argv[1]), e.name, e.dim)\n"
         "assert ix.load(); ix.search(e.embed(['a dog on the beach']), 10)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec
+        "print(int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) / 1024)\n"
     )
     out = subprocess.run([sys.executable, "-c", code, str(WORK / f"search-{size}.faiss")],
                          check=True, capture_output=True, text=True,
