@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 #: How every capdex temporary file's name starts (a cheap test before the regular expression).
@@ -31,15 +32,26 @@ def atomic_write_bytes(path: Path | str, data: bytes, *, durable: bool = True) -
     `durable=False` skips the two fsyncs (~3 ms each here) for caches that can be remade: after
     a power cut such a file may be empty, never half of another one.
     """
+    atomic_write_with(path, lambda tmp: Path(tmp).write_bytes(data), durable=durable)
+
+
+def atomic_write_with(path: Path | str, write: Callable[[str], object], *,
+                      durable: bool = True) -> None:
+    """Like `atomic_write_bytes`, for a writer that wants a file name: `write(tmp)` fills the
+    temporary file, which then replaces `path`. E.g. FAISS writing an index straight to disk,
+    instead of serialising a copy of it in memory first (1.5 GB at 1M vectors)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
+        write(tmp)
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.replace(tmp, path)
         if durable:
             _fsync_dir(path.parent)

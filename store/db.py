@@ -138,6 +138,31 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+def _migrate_waiting(engine: Engine, wait: float = 30.0) -> None:
+    """`migrate`, waiting out SQLite's "database is locked" for up to `wait` seconds.
+
+    While another process creates a new SQLite database (switching it to WAL, migrating), a
+    connection can get SQLITE_BUSY without its busy timeout applying; two `capdex index` runs
+    started together on a new data dir then failed at open instead of the second one being
+    told another run holds the library (seen as a rare failure of
+    tests/indexer/test_crash.py::test_two_indexers_at_once_never_corrupt_the_store).
+    """
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            migrate(engine)
+            return
+        except OperationalError as exc:
+            if "database is locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            engine.dispose()
+            time.sleep(0.1)
+
+
 class Database:
     """The engine and a session factory for one database URL, migrated on open."""
 
@@ -145,7 +170,7 @@ class Database:
         self.url = url
         try:
             self.engine = make_engine(url)
-            migrate(self.engine)
+            _migrate_waiting(self.engine)
         except Exception as exc:  # noqa: BLE001 - turn any driver error into one clear message
             raise StoreError(f"cannot open database {_redact(url)}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from capdex.atomic import atomic_write_bytes
+from capdex.atomic import atomic_write_with
 
 #: Vectors (ids, float32 matrix) for ids, e.g. `lambda ids: repo.load_vectors(db, ids, dim)`.
 VectorSource = Callable[[list[int]], tuple[np.ndarray, np.ndarray]]
@@ -233,7 +233,8 @@ class PQIndex:
 
     def save(self, path: Path) -> None:
         """Write atomically (temp file, fsync, rename)."""
-        atomic_write_bytes(path, _faiss().serialize_index(self._index).tobytes())
+        faiss, index = _faiss(), self._index
+        atomic_write_with(path, lambda tmp: faiss.write_index(index, os.fspath(tmp)))
 
     @classmethod
     def load(cls, path: Path, *, mmap: bool = True) -> PQIndex:

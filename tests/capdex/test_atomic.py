@@ -48,3 +48,22 @@ def test_a_non_durable_write_is_still_atomic_and_leaves_no_temp_file(tmp_path): 
     atomic_write_bytes(target, b"new", durable=False)
     assert target.read_bytes() == b"new"
     assert [p.name for p in target.parent.iterdir()] == ["cache.bin"]
+
+
+def test_a_writer_given_a_file_name_replaces_the_file_or_leaves_it_whole(tmp_path: Path) -> None:
+    import pytest
+
+    from capdex.atomic import atomic_write_with
+
+    target = tmp_path / "index.bin"
+    atomic_write_with(target, lambda name: Path(name).write_bytes(b"first"))
+    assert target.read_bytes() == b"first"
+
+    def fails_halfway(name: str) -> None:
+        Path(name).write_bytes(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_with(target, fails_halfway)
+    assert target.read_bytes() == b"first"
+    assert [p.name for p in tmp_path.iterdir()] == ["index.bin"]
