@@ -7,7 +7,7 @@ UTF-8 are indexed like any other, and `FileStat.fs_path` opens them again.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -172,22 +172,7 @@ def _add_entry(entry: os.DirEntry[str], prefix: str | None, result: ScanResult, 
     name = entry.name
     stored = prefix + name if prefix is not None and name.isascii() and "\\" not in name \
         else to_store(entry.path)
-    if stored in seen:
-        return
-    seen.add(stored)
-    try:
-        st = entry.stat()  # follows symlinks
-    except FileNotFoundError:
-        reason = "broken symbolic link" if entry.is_symlink() else "file disappeared"
-        result.problems.append(ScanProblem(stored, reason))
-        return
-    except OSError as exc:
-        result.problems.append(ScanProblem(stored, _os_reason(exc)))
-        return
-    if not S_ISREG(st.st_mode):  # a FIFO (would block a read), socket or device
-        result.problems.append(ScanProblem(stored, "not a regular file", None, None))
-        return
-    result.files.append(FileStat(stored, st.st_size, st.st_mtime_ns, sidecar))
+    _record(stored, entry.stat, entry.is_symlink, result, seen, sidecar)
 
 
 def _find_sidecar(name: str, sidecars: dict[str, os.DirEntry[str]]) -> SidecarStat | None:
@@ -222,14 +207,20 @@ def _add_explicit_file(path: str, result: ScanResult, extensions: frozenset[str]
 
 
 def _add_file(path: str, result: ScanResult, seen: set[str], sidecar: SidecarStat | None) -> None:
-    stored = to_store(path)
+    _record(to_store(path), lambda: os.stat(path), lambda: os.path.islink(path), result, seen,
+            sidecar)
+
+
+def _record(stored: str, stat: Callable[[], os.stat_result], is_link: Callable[[], bool],
+            result: ScanResult, seen: set[str], sidecar: SidecarStat | None) -> None:
+    """Record one image once: its size and mtime (`stat` follows symlinks), or why not."""
     if stored in seen:
         return
     seen.add(stored)
     try:
-        st = os.stat(path)  # follows symlinks
+        st = stat()
     except FileNotFoundError:
-        reason = "broken symbolic link" if os.path.islink(path) else "file disappeared"
+        reason = "broken symbolic link" if is_link() else "file disappeared"
         result.problems.append(ScanProblem(stored, reason))
         return
     except OSError as exc:
