@@ -104,7 +104,9 @@ def test_new_moved_changed_and_deleted_photos_show_up_in_seconds(watching) -> No
     assert "blue.jpg" not in names_found(engine, "blue")
     # Not captioned again. (A move within one batch counts as "moved"; when the events fall
     # into two batches it is a copy, then a removal: same outcome.)
-    assert sum(b.new for b in batches) == 2 and any(b.moved or b.copied for b in batches)
+    # The batch's summary is reported when its pass ends, a moment after its commit is seen.
+    wait_for(lambda: any(b.moved or b.copied for b in batches), "the move's batch report")
+    assert sum(b.new for b in batches) == 2
 
     write_colour_photo(root / "red.jpg", "yellow", seed=2)  # edited in place
     wait_for(lambda: names_found(engine, "yellow").get("red.jpg") == "a plain yellow picture",
