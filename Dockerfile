@@ -13,11 +13,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2
 RUN pip install ${TORCH_SPEC}
 COPY pyproject.toml README.md ./
 COPY capdex ./capdex
-COPY captioners ./captioners
-COPY store ./store
-COPY indexer ./indexer
-COPY search ./search
-COPY api ./api
 RUN pip install '.[postgres]'
 
 RUN useradd --create-home capdex && mkdir -p /data && chown capdex /data

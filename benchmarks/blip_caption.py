@@ -51,7 +51,7 @@ def run_capdex(model: Path, photos: Path, data: Path, **env: str) -> tuple[float
     environ = {**os.environ, "PYTHONPATH": str(ROOT), "CAPDEX_CAPTION_BEAMS": "1",
                "CAPDEX_CAPTION_MIN_LENGTH": "20", "CAPDEX_CAPTION_MAX_LENGTH": "20", **env}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "api.cli", "index", str(photos), "--data-dir", str(data),
+    subprocess.run([sys.executable, "-m", "capdex.api.cli", "index", str(photos), "--data-dir", str(data),
                     "--captioner", "blip-base", "--model-path", str(model), "--no-ocr"],
                    check=True, capture_output=True, text=True, env=environ)
     seconds = time.perf_counter() - start

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import text
 
-from store.db import Database
-from store.keyword import SqliteKeywordIndex
+from capdex.store.db import Database
+from capdex.store.keyword import SqliteKeywordIndex
 
 WORDS = ["cat", "dog", "beach", "mountain", "car", "bicycle", "flower", "tree", "house",
          "street", "city", "river", "lake", "boat", "bird", "horse", "cup", "table", "chair",

@@ -31,12 +31,12 @@ from capdex.embedder import Embedder
 from capdex.images import load_image
 from capdex.samples import write_samples
 from capdex.settings import Settings
-from captioners import registry
-from captioners.ocr import shared_engine
-from indexer.ocr import embedding_text
-from indexer.pipeline import Indexer
-from store.db import Database
-from store.models import Caption, File, OcrText
+from capdex.captioners import registry
+from capdex.captioners.ocr import shared_engine
+from capdex.indexer.ocr import embedding_text
+from capdex.indexer.pipeline import Indexer
+from capdex.store.db import Database
+from capdex.store.models import Caption, File, OcrText
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 

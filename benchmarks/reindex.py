@@ -30,10 +30,10 @@ from PIL import Image
 from benchmarks.machine import describe
 from capdex.embedder import DEFAULT_MODEL, Embedder
 from capdex.settings import Settings
-from captioners import Captioner, registry
-from captioners.ocr import OcrEngine, OcrResult
-from indexer.pipeline import Indexer
-from store.db import Database
+from capdex.captioners import Captioner, registry
+from capdex.captioners.ocr import OcrEngine, OcrResult
+from capdex.indexer.pipeline import Indexer
+from capdex.store.db import Database
 
 WORK = Path(__file__).parent / "_work"
 
@@ -122,7 +122,7 @@ def main(count: int, repeats: int) -> None:
     env.pop("CAPDEX_CAPTIONER", None)
 
     def run_process() -> dict:  # type: ignore[type-arg]
-        out = subprocess.run([sys.executable, "-m", "api.cli", "index", str(root), "--data-dir",
+        out = subprocess.run([sys.executable, "-m", "capdex.api.cli", "index", str(root), "--data-dir",
                               str(settings.data_dir), "--json"], env=env, cwd=repo_root,
                              capture_output=True, text=True, check=True).stdout
         return json.loads(out.strip().splitlines()[-1])

@@ -22,9 +22,9 @@ from PIL import Image
 
 from capdex.embedder import Embedder
 from capdex.settings import Settings
-from captioners import Captioner, registry
-from indexer.pipeline import Indexer
-from store.db import Database
+from capdex.captioners import Captioner, registry
+from capdex.indexer.pipeline import Indexer
+from capdex.store.db import Database
 
 
 class InstantCaptioner(Captioner):

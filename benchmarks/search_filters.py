@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from store.vectors import VectorIndex
+from capdex.store.vectors import VectorIndex
 
 DIM, K, FLOOR, QUERIES = 384, 20, 0.3, 20
 

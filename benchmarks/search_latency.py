@@ -19,8 +19,8 @@ from sqlalchemy import text
 
 from capdex.embedder import Embedder
 from capdex.settings import Settings
-from search.engine import SearchEngine
-from store.db import Database
+from capdex.search.engine import SearchEngine
+from capdex.store.db import Database
 
 sys.path.insert(0, str(Path(__file__).parent))
 from keyword_search import fill

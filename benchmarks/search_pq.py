@@ -37,8 +37,8 @@ def store(db_url: str, vectors: np.ndarray, embedder: str) -> None:
     """One photo, caption and vector row per vector (ids 1..n), in bulk."""
     from sqlalchemy import insert
 
-    from store.db import Database
-    from store.models import Caption, Photo, Vector
+    from capdex.store.db import Database
+    from capdex.store.models import Caption, Photo, Vector
 
     db = Database(db_url)
     with db.session() as session:
@@ -57,8 +57,8 @@ SEARCHER = """
 import json, sys, time
 from pathlib import Path
 from capdex.embedder import Embedder
-from store.db import Database
-from store.vectors import open_index
+from capdex.store.db import Database
+from capdex.store.vectors import open_index
 def rss_mb(field="VmRSS:"):
     for line in open("/proc/self/status"):
         if line.startswith(field):
@@ -93,8 +93,8 @@ def main(size: int) -> None:
     import faiss
 
     from capdex.embedder import Embedder
-    from store.db import Database
-    from store.vectors import open_index
+    from capdex.store.db import Database
+    from capdex.store.vectors import open_index
 
     folder = WORK / f"pq-{size}"
     folder.mkdir(parents=True, exist_ok=True)

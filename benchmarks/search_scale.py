@@ -63,7 +63,7 @@ def percentiles(times: list[float]) -> tuple[float, float]:
 
 def bench(size: int) -> None:
     from capdex.embedder import Embedder
-    from store.vectors import VectorIndex
+    from capdex.store.vectors import VectorIndex
 
     embedder = Embedder("all-MiniLM-L6-v2")
     vectors = make_vectors(embedder, size)

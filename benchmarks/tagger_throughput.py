@@ -32,7 +32,7 @@ def naive(paths: list[Path]) -> float:
     from PIL import Image
 
     from capdex.settings import Settings
-    from captioners.tagger import TaggerCaptioner
+    from capdex.captioners.tagger import TaggerCaptioner
 
     tagger = TaggerCaptioner(Settings(data_dir=WORK / "data-tagger-naive"))
     tagger.caption_batch([Image.new("RGB", (224, 224))])  # load the model outside the timing
@@ -64,7 +64,7 @@ def capdex(folder: Path, count: int, ocr: bool = False) -> tuple[float, float, d
     data = WORK / "data-tagger"
     shutil.rmtree(data, ignore_errors=True)
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "api.cli", "index", str(folder), "--data-dir",
+    out = subprocess.run([sys.executable, "-m", "capdex.api.cli", "index", str(folder), "--data-dir",
                           str(data), "--json", "--ocr" if ocr else "--no-ocr"],
                          check=True, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})

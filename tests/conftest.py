@@ -11,7 +11,7 @@ from PIL import Image
 
 from capdex.embedder import Embedder
 from capdex.settings import Settings
-from captioners import Captioner, registry
+from capdex.captioners import Captioner, registry
 
 COLOURS = {
     "red": (220, 30, 30),

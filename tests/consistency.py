@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from capdex.paths import to_store
 from capdex.settings import IMAGE_EXTENSIONS
-from store import repo
-from store.db import Database
-from store.models import Caption, File, IndexingError, Photo, Vector
-from store.vectors import read_meta
+from capdex.store import repo
+from capdex.store.db import Database
+from capdex.store.models import Caption, File, IndexingError, Photo, Vector
+from capdex.store.vectors import read_meta
 
 
 def photos_on_disk(root: Path) -> dict[str, str]:

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
+from capdex.api.cli import app
 from capdex.samples import write_samples
 from capdex.settings import Settings
-from captioners import registry
-from captioners.tagger import TaggerCaptioner
+from capdex.captioners import registry
+from capdex.captioners.tagger import TaggerCaptioner
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()

@@ -12,10 +12,10 @@ import httpx
 import pytest
 import uvicorn
 
-from api.app import create_app
+from capdex.api.app import create_app
 from capdex.settings import Settings
-from indexer.pipeline import Indexer
-from store.db import Database
+from capdex.indexer.pipeline import Indexer
+from capdex.store.db import Database
 
 
 @pytest.fixture

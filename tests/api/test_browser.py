@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from api.app import create_app
+from capdex.api.app import create_app
 from capdex.settings import Settings
-import captioners
-from captioners import registry
-from indexer.pipeline import Indexer
-from store.db import Database
+import capdex.captioners as captioners
+from capdex.captioners import registry
+from capdex.indexer.pipeline import Indexer
+from capdex.store.db import Database
 from tests.api.browser import chromium, page_of
 from tests.api.fakes import GatedCaptioner, WordsCaptioner
 from tests.api.serving import configured, serving

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from api.app import create_app
+from capdex.api.app import create_app
 from capdex.settings import Settings
-from indexer.pipeline import Indexer
-from store.db import Database
+from capdex.indexer.pipeline import Indexer
+from capdex.store.db import Database
 from tests.api.browser import chromium, page_of
 from tests.api.serving import serving
 from tests.api.test_browser import TIMEOUT, expect, search

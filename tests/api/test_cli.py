@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
+from capdex.api.cli import app
 
 runner = CliRunner()
 
@@ -245,7 +245,7 @@ def test_an_unchanged_re_index_imports_no_model_and_no_vector_index(indexed: Pat
 
     report = ("import sys, json, runpy\n"
               "sys.argv = ['capdex', *sys.argv[1:]]\n"
-              "try:\n    runpy.run_module('api.cli', run_name='__main__')\n"
+              "try:\n    runpy.run_module('capdex.api.cli', run_name='__main__')\n"
               "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
               f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]), file=sys.stderr)\n")
     done = subprocess.run([sys.executable, "-c", report, "index", str(colour_folder),

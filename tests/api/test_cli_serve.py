@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api import cli
+from capdex.api import cli
 
 runner = CliRunner()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from api.app import create_app
+from capdex.api.app import create_app
 from capdex.settings import Settings
 from tests.api.serving import serving
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.app import create_app
+from capdex.api.app import create_app
 from capdex.settings import Settings
-from indexer.pipeline import Indexer
-from store.db import Database
+from capdex.indexer.pipeline import Indexer
+from capdex.store.db import Database
 from tests.api.serving import configured, serving
 
 pytestmark = pytest.mark.slow

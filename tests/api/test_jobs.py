@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.app import create_app
-from api.jobs import JobError, check_paths
+from capdex.api.app import create_app
+from capdex.api.jobs import JobError, check_paths
 from capdex.settings import Settings
-from captioners import registry
+from capdex.captioners import registry
 from tests.api.serving import configured, serving
 from tests.api.fakes import GatedCaptioner, WordsCaptioner
 from tests.conftest import write_colour_photo

@@ -13,11 +13,11 @@ import httpx
 import pytest
 from PIL import Image
 
-from api.app import create_app
+from capdex.api.app import create_app
 from capdex.settings import Settings
-from captioners import registry
-from indexer.pipeline import Indexer
-from store.db import Database
+from capdex.captioners import registry
+from capdex.indexer.pipeline import Indexer
+from capdex.store.db import Database
 from tests.api.serving import configured, serving
 from tests.conftest import COLOURS, ColourCaptioner, write_colour_photo
 

@@ -8,11 +8,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from api.app import create_app
-from api.cli import app as cli
+from capdex.api.app import create_app
+from capdex.api.cli import app as cli
 from capdex.settings import Settings
-from indexer.pipeline import Indexer
-from store.db import Database
+from capdex.indexer.pipeline import Indexer
+from capdex.store.db import Database
 from tests.api.serving import serving
 from tests.indexer.test_ocr import CountingOcr, photos  # noqa: F401 - the page + cat fixture
 

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from api.app import create_app
+from capdex.api.app import create_app
 from capdex.settings import Settings
-from indexer.pipeline import Indexer
-from store.db import Database
+from capdex.indexer.pipeline import Indexer
+from capdex.store.db import Database
 from tests.api.serving import configured, serving
 from tests.conftest import write_colour_photo
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.app import create_app
-from api.security import is_loopback, keys_match
+from capdex.api.app import create_app
+from capdex.api.security import is_loopback, keys_match
 from capdex.settings import Settings
 from tests.api.serving import configured, serving
 

@@ -51,7 +51,7 @@ def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def im2txt_dir(model_root: Path) -> Path:
     """A tiny im2txt in LibrePhotos' layout, exported to ONNX next to it (as the CLI does)."""
-    from captioners.im2txt.export import export_onnx
+    from capdex.captioners.im2txt.export import export_onnx
 
     folder = tiny_models.build_im2txt(model_root / "im2txt")
     export_onnx(folder)

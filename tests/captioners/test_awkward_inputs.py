@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from captioners import ModelNotInstalledError, create
+from capdex.captioners import ModelNotInstalledError, create
 from tests.captioners.conftest import make_settings
 from tests.captioners.fake_llm_server import FakeLLMServer, decode_images
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from captioners import MissingDependencyError, ModelNotInstalledError, create
-from captioners.blip import cpu_has_native_bf16, resolve_dtype
+from capdex.captioners import MissingDependencyError, ModelNotInstalledError, create
+from capdex.captioners.blip import cpu_has_native_bf16, resolve_dtype
 from tests.captioners.conftest import make_settings
 
 
@@ -146,7 +146,7 @@ def test_vision_attention_is_fused_and_gives_the_eager_result(blip_dir: Path) ->
     import torch
     from transformers import BlipForConditionalGeneration
 
-    from captioners.blip import fuse_vision_attention
+    from capdex.captioners.blip import fuse_vision_attention
 
     eager = BlipForConditionalGeneration.from_pretrained(blip_dir, local_files_only=True).eval()
     fused = BlipForConditionalGeneration.from_pretrained(blip_dir, local_files_only=True).eval()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from captioners import CaptionerError, ModelNotInstalledError, create
+from capdex.captioners import CaptionerError, ModelNotInstalledError, create
 from tests.captioners import tiny_models
 from tests.captioners.conftest import make_settings
 from tests.captioners.tiny_models import CAPTION_WORDS

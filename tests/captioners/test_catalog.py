@@ -17,12 +17,12 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from captioners import catalog, create
-from captioners.catalog import DownloadError
+from capdex.captioners import catalog, create
+from capdex.captioners.catalog import DownloadError
 from tests.captioners.conftest import BUILTIN_MODELS, make_settings
 
 def test_catalogue_lists_every_builtin_captioner() -> None:
-    from captioners import registry
+    from capdex.captioners import registry
 
     assert BUILTIN_MODELS <= set(catalog.SPECS)
     assert BUILTIN_MODELS <= set(registry.names())

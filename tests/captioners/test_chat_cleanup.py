@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from captioners.chat_cleanup import clean_caption
+from capdex.captioners.chat_cleanup import clean_caption
 
 #: Answers in the style vision LLMs really give (LLaVA, Qwen2-VL, SmolVLM, GPT-4o, Claude,
 #: Moondream), with the caption each should become.

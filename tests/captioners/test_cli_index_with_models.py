@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
+from capdex.api.cli import app
 from tests.conftest import write_colour_photo
 
 runner = CliRunner()

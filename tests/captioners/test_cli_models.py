@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from api.cli_models import models_app
-from captioners import create
+from capdex.api.cli_models import models_app
+from capdex.captioners import create
 from tests.captioners.conftest import BUILTIN_MODELS, make_settings
 
 runner = CliRunner()

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from capdex.settings import Settings
-from captioners import CaptionerError, ModelNotInstalledError, catalog, create
+from capdex.captioners import CaptionerError, ModelNotInstalledError, catalog, create
 from tests.captioners import tiny_models
 from tests.captioners.conftest import make_settings
 from tests.captioners.tiny_models import CAPTION_WORDS
@@ -266,7 +266,7 @@ def test_a_missing_package_names_the_extra(
 ) -> None:
     import sys
 
-    from captioners import MissingDependencyError
+    from capdex.captioners import MissingDependencyError
 
     folder = request.getfixturevalue(fixture)
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail

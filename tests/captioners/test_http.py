@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from capdex.settings import Settings
-from captioners import CaptionerError, create
+from capdex.captioners import CaptionerError, create
 from tests.captioners.conftest import make_settings
 from tests.captioners.fake_llm_server import FakeLLMServer, decode_images
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from captioners import CaptionerError, ModelNotInstalledError, create
-from captioners.im2txt import model as im2txt_model
-from captioners.im2txt.captioner import OnnxRuntime, TorchRuntime, preprocess
-from captioners.im2txt.decoding import beam_search
-from captioners.im2txt.vocab import Vocabulary, load_vocab
+from capdex.captioners import CaptionerError, ModelNotInstalledError, create
+from capdex.captioners.im2txt import model as im2txt_model
+from capdex.captioners.im2txt.captioner import OnnxRuntime, TorchRuntime, preprocess
+from capdex.captioners.im2txt.decoding import beam_search
+from capdex.captioners.im2txt.vocab import Vocabulary, load_vocab
 from tests.captioners import tiny_models
 from tests.captioners.conftest import make_settings
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from captioners.imagenet_words import (
+from capdex.captioners.imagenet_words import (
     NUM_CLASSES,
     compose_caption,
     describe,
@@ -58,7 +58,7 @@ def test_every_class_has_a_name() -> None:
 
 
 def test_tables_name_only_real_classes() -> None:
-    from captioners.imagenet_words import _NAME_OVERRIDES, _everyday_index
+    from capdex.captioners.imagenet_words import _NAME_OVERRIDES, _everyday_index
 
     assert set(_NAME_OVERRIDES) | set(_everyday_index()) <= set(range(NUM_CLASSES))
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from captioners import MissingDependencyError
-from captioners.lifecycle import ModelHandle, active_large_model, require
+from capdex.captioners import MissingDependencyError
+from capdex.captioners.lifecycle import ModelHandle, active_large_model, require
 
 
 class Tracker:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from captioners import CaptionerError, ModelNotInstalledError, create
-from captioners.lifecycle import active_large_model
+from capdex.captioners import CaptionerError, ModelNotInstalledError, create
+from capdex.captioners.lifecycle import active_large_model
 from tests.captioners.conftest import make_settings
 
 

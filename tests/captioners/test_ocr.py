@@ -7,7 +7,7 @@ import os
 import pytest
 from PIL import Image
 
-from captioners.ocr import Fragment, OcrEngine, assemble, shared_engine
+from capdex.captioners.ocr import Fragment, OcrEngine, assemble, shared_engine
 
 
 def frag(x0: float, y0: float, text: str, conf: float = 0.9, w: float = 50, h: float = 10) -> Fragment:
@@ -63,7 +63,7 @@ def test_name_and_version_say_what_read_the_text() -> None:
 def test_a_missing_engine_names_the_package_and_the_way_out(monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
 
-    from captioners.ocr import OcrUnavailable
+    from capdex.captioners.ocr import OcrUnavailable
 
     real_import = builtins.__import__
 
@@ -83,7 +83,7 @@ def test_large_photos_are_searched_for_text_at_the_detection_side() -> None:
     """RapidOCR's own "max" mode would detect on a 2000 px photo at 2000 px; ours at 960."""
     from PIL import ImageDraw, ImageFont
 
-    from captioners.ocr import DETECT_SIDE
+    from capdex.captioners.ocr import DETECT_SIDE
 
     photo = Image.new("RGB", (2000, 1500), (235, 230, 220))
     font = ImageFont.load_default(size=90)

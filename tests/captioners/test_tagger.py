@@ -15,9 +15,9 @@ from PIL import Image
 
 from capdex.samples import write_samples
 from capdex.settings import Settings
-from captioners import registry, tagger
-from captioners.base import CaptionerError, ModelNotInstalledError
-from captioners.tagger import TaggerCaptioner, build_model, map_by_order
+from capdex.captioners import registry, tagger
+from capdex.captioners.base import CaptionerError, ModelNotInstalledError
+from capdex.captioners.tagger import TaggerCaptioner, build_model, map_by_order
 
 
 def make_settings(data_dir: Path) -> Settings:

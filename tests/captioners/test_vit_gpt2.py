@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from captioners import ModelNotInstalledError, create
-from captioners.transformers_base import cpu_has_native_bf16
+from capdex.captioners import ModelNotInstalledError, create
+from capdex.captioners.transformers_base import cpu_has_native_bf16
 from tests.captioners.conftest import make_settings
 from tests.captioners.tiny_models import CAPTION_WORDS
 

@@ -42,6 +42,11 @@ def write_librephotos_vocab(path: Path, words: list[str], module: str = "build_v
     fake_module = types.ModuleType(module)
     fake_module.Vocabulary = Vocabulary  # type: ignore[attr-defined]
     previous = sys.modules.get(module)
+    # pickle imports the module's top-level package too: stand in for missing parents
+    parents = [module.rsplit(".", n)[0] for n in range(module.count("."), 0, -1)]
+    added = [name for name in parents if name not in sys.modules]
+    for name in added:
+        sys.modules[name] = types.ModuleType(name)
     sys.modules[module] = fake_module
     try:
         vocab = Vocabulary()
@@ -51,6 +56,8 @@ def write_librephotos_vocab(path: Path, words: list[str], module: str = "build_v
         with path.open("wb") as f:
             pickle.dump(vocab, f)
     finally:
+        for name in added:
+            del sys.modules[name]
         if previous is None:
             del sys.modules[module]
         else:

@@ -11,13 +11,13 @@ from sqlalchemy import select
 
 from capdex.embedder import Embedder
 from capdex.settings import Settings
-from indexer.human import CaptionRejected, PhotoNotFound, clear_human_caption, set_human_caption
-from indexer.pipeline import Indexer
-from indexer.xmp import read_sidecar
-from search.engine import SearchEngine
-from store.db import Database
-from store.models import Caption, File, Vector
-from store.vectors import VectorIndex
+from capdex.indexer.human import CaptionRejected, PhotoNotFound, clear_human_caption, set_human_caption
+from capdex.indexer.pipeline import Indexer
+from capdex.indexer.xmp import read_sidecar
+from capdex.search.engine import SearchEngine
+from capdex.store.db import Database
+from capdex.store.models import Caption, File, Vector
+from capdex.store.vectors import VectorIndex
 from tests.conftest import ColourCaptioner
 
 DC = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'
@@ -106,12 +106,12 @@ def test_sidecar_edits_update_the_caption_without_recaptioning(run, colour_folde
 def test_an_unchanged_sidecar_is_not_read_again(run, colour_folder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     (colour_folder / "red.jpg.xmp").write_text(xmp("cake"))
     run(colour_folder)
-    import indexer.sidecars
+    import capdex.indexer.sidecars
 
     def fail(path: str):  # type: ignore[no-untyped-def]
         raise AssertionError(f"{path} was read again")
 
-    monkeypatch.setattr(indexer.sidecars, "read_sidecar", fail)
+    monkeypatch.setattr(capdex.indexer.sidecars, "read_sidecar", fail)
     assert run(colour_folder).sidecar_captions == 0
 
 
@@ -179,12 +179,12 @@ def test_write_xmp_writes_sidecars_and_never_touches_photos(run, colour_folder, 
 
 
 def test_a_read_only_folder_is_reported_not_fatal(run, colour_folder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import indexer.xmp
+    import capdex.indexer.xmp
 
     def refuse(path, data):  # type: ignore[no-untyped-def]
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(indexer.xmp, "atomic_write_bytes", refuse)
+    monkeypatch.setattr(capdex.indexer.xmp, "atomic_write_bytes", refuse)
     summary = run(colour_folder, write_xmp=True)
     assert summary.new == 6 and summary.sidecars_written == 0 and summary.sidecars_failed == 6
     assert not list(colour_folder.rglob("*.xmp"))

@@ -17,9 +17,9 @@ import pytest
 
 from capdex.embedder import Embedder
 from capdex.settings import Settings
-from indexer.human import set_human_caption
-from search.engine import SearchEngine
-from store.db import Database
+from capdex.indexer.human import set_human_caption
+from capdex.search.engine import SearchEngine
+from capdex.store.db import Database
 from tests.conftest import COLOURS, write_colour_photo
 from tests.consistency import assert_consistent
 from tests.plugins import capdex_command, subprocess_env

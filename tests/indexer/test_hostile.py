@@ -12,13 +12,13 @@ from PIL import Image
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from api.cli import app as cli
+from capdex.api.cli import app as cli
 from capdex.paths import to_store
 from capdex.settings import Settings
-from captioners import Captioner, registry
-from indexer.pipeline import Indexer
-from store.db import Database
-from store.models import Caption, File, IndexingError, Photo
+from capdex.captioners import Captioner, registry
+from capdex.indexer.pipeline import Indexer
+from capdex.store.db import Database
+from capdex.store.models import Caption, File, IndexingError, Photo
 from tests.odd_files import layout, two_tone, write_hostile, write_odd_but_valid
 
 

@@ -13,12 +13,12 @@ from sqlalchemy import delete, select
 
 from capdex.embedder import Embedder
 from capdex.settings import Settings
-from indexer.importer import import_parquet
-from indexer.ocr import embedding_text
-from indexer.pipeline import Indexer
-from indexer.spark_job import COLUMNS
-from store.db import Database
-from store.models import Caption, File, OcrText, Photo, Vector
+from capdex.indexer.importer import import_parquet
+from capdex.indexer.ocr import embedding_text
+from capdex.indexer.pipeline import Indexer
+from capdex.indexer.spark_job import COLUMNS
+from capdex.store.db import Database
+from capdex.store.models import Caption, File, OcrText, Photo, Vector
 from tests.indexer.test_ocr import PHRASE, CountingOcr
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
 from capdex.images import decode_image
-from indexer.metadata import read_metadata
+from capdex.indexer.metadata import read_metadata
 
 
 def photo_with_exif(path: Path, *, orientation: int = 1, gps: dict | None = None,

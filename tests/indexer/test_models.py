@@ -10,11 +10,11 @@ from sqlalchemy import func, select
 
 from capdex.embedder import Embedder
 from capdex.settings import Settings
-from indexer.pipeline import Indexer
-from search.engine import SearchEngine
-from store.db import Database
-from store.models import Caption, Vector
-from store.vectors import read_meta
+from capdex.indexer.pipeline import Indexer
+from capdex.search.engine import SearchEngine
+from capdex.store.db import Database
+from capdex.store.models import Caption, Vector
+from capdex.store.vectors import read_meta
 from tests.conftest import ColourCaptioner
 
 

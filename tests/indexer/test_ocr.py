@@ -10,12 +10,12 @@ from sqlalchemy import func, select
 
 from capdex.embedder import Embedder
 from capdex.settings import Settings
-from captioners.ocr import OcrEngine, OcrResult, shared_engine
-from indexer.ocr import drop_stale_vectors, embedding_text
-from indexer.pipeline import Indexer, IndexerError
-from search.engine import SearchEngine
-from store.db import Database
-from store.models import OcrText, Photo, Vector
+from capdex.captioners.ocr import OcrEngine, OcrResult, shared_engine
+from capdex.indexer.ocr import drop_stale_vectors, embedding_text
+from capdex.indexer.pipeline import Indexer, IndexerError
+from capdex.search.engine import SearchEngine
+from capdex.store.db import Database
+from capdex.store.models import OcrText, Photo, Vector
 from tests.conftest import ColourCaptioner
 
 PHRASE = "markers of the coins"
@@ -116,7 +116,7 @@ def test_ocr_off_stores_no_text(index, settings, db, embedder, photos) -> None: 
 def test_no_ocr_on_the_command_line(settings, colour_captioner, photos, embedder) -> None:  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from capdex.api.cli import app
 
     result = CliRunner().invoke(app, ["index", str(photos), "--data-dir", str(settings.data_dir),
                                       "--captioner", "test-colour", "--no-ocr", "--json"])
@@ -184,7 +184,7 @@ def test_embedding_text_adds_the_first_words_shown() -> None:
 
 
 def test_a_persons_caption_is_embedded_with_the_text_shown(index, settings, db, embedder) -> None:  # type: ignore[no-untyped-def]
-    from indexer.human import clear_human_caption, set_human_caption
+    from capdex.indexer.human import clear_human_caption, set_human_caption
 
     index(ocr_engine=CountingOcr("1", "Grand opening sale at the bakery"))
     page = ocr_rows(db)["page"]

@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 
 from capdex.embedder import Embedder
 from capdex.settings import Settings
-from indexer.pipeline import Indexer, IndexerError
-from search.engine import SearchEngine
-from store.db import Database
-from store.models import Caption, IndexingError, Photo
-from store.vectors import read_meta
+from capdex.indexer.pipeline import Indexer, IndexerError
+from capdex.search.engine import SearchEngine
+from capdex.store.db import Database
+from capdex.store.models import Caption, IndexingError, Photo
+from capdex.store.vectors import read_meta
 from tests.conftest import ColourCaptioner, write_colour_photo
 
 
@@ -33,7 +33,7 @@ def run(settings: Settings, db: Database, embedder: Embedder, colour_captioner):
 
 
 def consistent_counts(settings: Settings, db: Database, embedder: Embedder) -> dict[str, int]:
-    from api.status import status
+    from capdex.api.status import status
 
     data = status(settings, db)
     assert data["vectors"] == data["photos"], data
@@ -197,7 +197,7 @@ def test_a_second_indexer_on_the_same_data_dir_is_refused(run, colour_folder, se
 
 
 def test_thumbnails_are_written_during_indexing(run, colour_folder, settings, db):  # type: ignore[no-untyped-def]
-    from indexer.thumbnails import thumbnail_path
+    from capdex.indexer.thumbnails import thumbnail_path
 
     run(colour_folder)
     with db.read() as session:
@@ -214,7 +214,7 @@ def test_index_file_records_its_embedder(run, colour_folder, settings, embedder)
 
 
 def test_a_captioner_that_cannot_run_stops_the_run_without_recording_photos_as_broken(run, colour_folder, db, monkeypatch):  # type: ignore[no-untyped-def]
-    from captioners import CaptionerError
+    from capdex.captioners import CaptionerError
 
     def unavailable(self, images):  # type: ignore[no-untyped-def]
         raise CaptionerError("endpoint http://127.0.0.1:9 refused the connection")

@@ -11,10 +11,10 @@ from PIL import Image
 
 from capdex.embedder import Embedder
 from capdex.settings import Settings
-from indexer.pipeline import Indexer, IndexerError
-from search.engine import SearchEngine
-from store.db import Database
-from store.models import HUMAN, Caption
+from capdex.indexer.pipeline import Indexer, IndexerError
+from capdex.search.engine import SearchEngine
+from capdex.store.db import Database
+from capdex.store.models import HUMAN, Caption
 from tests.conftest import ColourCaptioner
 
 

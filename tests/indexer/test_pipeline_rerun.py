@@ -11,12 +11,12 @@ from sqlalchemy import select
 
 from capdex.embedder import Embedder
 from capdex.settings import Settings
-from indexer.pipeline import Indexer
-from search.engine import SearchEngine
-from store import repo
-from store.db import Database
-from store.models import File, Vector
-from store.vectors import VectorIndex, index_is_current
+from capdex.indexer.pipeline import Indexer
+from capdex.search.engine import SearchEngine
+from capdex.store import repo
+from capdex.store.db import Database
+from capdex.store.models import File, Vector
+from capdex.store.vectors import VectorIndex, index_is_current
 from tests.conftest import write_colour_photo
 
 

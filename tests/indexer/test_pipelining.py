@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 
 from capdex.embedder import Embedder
 from capdex.settings import Settings
-from indexer import pipeline
-from indexer.pipeline import Indexer
-from store.db import Database
-from store.models import Caption, File, IndexingError, Photo, Vector
+from capdex.indexer import pipeline
+from capdex.indexer.pipeline import Indexer
+from capdex.store.db import Database
+from capdex.store.models import Caption, File, IndexingError, Photo, Vector
 from tests.conftest import ColourCaptioner, write_colour_photo
 
 COLOURS = ["red", "green", "blue", "yellow", "black", "white"]

@@ -1,7 +1,7 @@
 """The rules that decide what an index run does, on plain data."""
 
-from indexer.plan import KnownFile, plan_changes, resolve
-from indexer.scan import FileStat
+from capdex.indexer.plan import KnownFile, plan_changes, resolve
+from capdex.indexer.scan import FileStat
 
 
 def known(path: str, photo_id: int, size: int = 10, mtime: int = 100, id_: int = 0) -> KnownFile:
@@ -61,7 +61,7 @@ def test_a_second_copy_of_a_moved_photo_is_a_copy() -> None:
 
 
 def test_a_changed_sidecar_of_an_unchanged_image_is_noticed() -> None:
-    from indexer.scan import SidecarStat
+    from capdex.indexer.scan import SidecarStat
 
     row = KnownFile(1, "/a.jpg", 10, 100, 1, sidecar_size=5, sidecar_mtime_ns=7)
     same = FileStat("/a.jpg", 10, 100, SidecarStat("/a.jpg.xmp", 5, 7))

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from indexer.scan import scan
+from capdex.indexer.scan import scan
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:

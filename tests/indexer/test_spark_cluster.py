@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
+from capdex.api.cli import app
 from capdex.samples import SAMPLES, write_samples
 from tests.spark_cluster import SparkCluster
 

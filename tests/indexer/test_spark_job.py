@@ -13,19 +13,19 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
+from capdex.api.cli import app
 from capdex.embedder import Embedder
 from capdex.samples import SAMPLES, write_samples
 
 N = len(SAMPLES)  # sample photos written, all readable
 from capdex.settings import Settings
-from indexer.human import set_human_caption
-from indexer.importer import ParquetImportError, import_parquet
-from indexer.spark_job import COLUMNS, run_spark_index
-from search.engine import SearchEngine
-from store import repo
-from store.db import Database
-from store.models import Caption, Photo, Vector
+from capdex.indexer.human import set_human_caption
+from capdex.indexer.importer import ParquetImportError, import_parquet
+from capdex.indexer.spark_job import COLUMNS, run_spark_index
+from capdex.search.engine import SearchEngine
+from capdex.store import repo
+from capdex.store.db import Database
+from capdex.store.models import Caption, Photo, Vector
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 def spark() -> Iterator[object]:
     if not os.environ.get("CI"):  # CI installs the spark extra and must run these tests
         pytest.importorskip("pyspark")
-    from indexer.spark_job import spark_session
+    from capdex.indexer.spark_job import spark_session
 
     session = spark_session("local[2]", app_name="capdex-tests")
     yield session
@@ -123,7 +123,7 @@ def test_copies_link_to_the_known_photo_and_local_runs_mix(
 ) -> None:
     """A photo a local `index` run already has only gains a file from the import; a local run
     after the import finds everything unchanged."""
-    from indexer.pipeline import Indexer
+    from capdex.indexer.pipeline import Indexer
 
     photos, output = spark_result
     settings = Settings(data_dir=tmp_path / "data", captioner="tagger")
@@ -186,7 +186,7 @@ def test_a_file_an_executor_cannot_find_is_an_error_row_naming_shared_storage(
 ) -> None:
     """The driver lists paths; an executor that does not see them (no shared mount) records an
     error row for each, and the job goes on."""
-    from indexer.spark_job import _caption_batch
+    from capdex.indexer.spark_job import _caption_batch
 
     class NeverCalled:
         name, version, input_size = "never", "1", None
@@ -202,7 +202,7 @@ def test_a_file_an_executor_cannot_find_is_an_error_row_naming_shared_storage(
 
 
 def test_a_failed_job_says_why_in_one_line() -> None:
-    from indexer.spark_job import job_failure
+    from capdex.indexer.spark_job import job_failure
 
     wrapped = ("An error occurred while calling o68.parquet.\n: org.apache.spark.SparkException: "
                "Job aborted due to stage failure: Task 0 in stage 0.0 failed 1 times, most recent "
@@ -223,7 +223,7 @@ def test_a_failed_job_says_why_in_one_line() -> None:
 def test_an_unreachable_master_is_refused_at_once(tmp_path: Path) -> None:
     import socket
 
-    from indexer.spark_job import SparkJobError, check_master
+    from capdex.indexer.spark_job import SparkJobError, check_master
 
     with socket.socket() as sock:  # a port nobody listens on once closed
         sock.bind(("127.0.0.1", 0))

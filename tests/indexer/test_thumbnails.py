@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from capdex.embedder import Embedder
 from capdex.settings import Settings
-from indexer.pipeline import Indexer
-from indexer.thumbnails import thumbnail_path
-from store.db import Database
-from store.models import Photo
+from capdex.indexer.pipeline import Indexer
+from capdex.indexer.thumbnails import thumbnail_path
+from capdex.store.db import Database
+from capdex.store.models import Photo
 
 
 def test_thumbnails_are_made_while_indexing_and_upright(settings: Settings, tmp_path: Path,

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import select
 
 from capdex.settings import Settings
-from indexer.pipeline import Indexer, IndexerError, IndexSummary
-from indexer.watch import ChangeWatcher, scopes_for
-from search.engine import SearchEngine
-from store.db import Database
-from store.models import Caption, File
+from capdex.indexer.pipeline import Indexer, IndexerError, IndexSummary
+from capdex.indexer.watch import ChangeWatcher, scopes_for
+from capdex.search.engine import SearchEngine
+from capdex.store.db import Database
+from capdex.store.models import Caption, File
 from tests.conftest import write_colour_photo
 from tests.indexer.test_captions import xmp
 

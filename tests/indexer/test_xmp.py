@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.xmp import SidecarText, XmpError, read_sidecar, render_sidecar, write_sidecar
+from capdex.indexer.xmp import SidecarText, XmpError, read_sidecar, render_sidecar, write_sidecar
 
 LIGHTROOM = b"""<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="Adobe XMP Core 5.6-c140">
  <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">

@@ -21,7 +21,7 @@ def install_entry_point(site: Path) -> Path:
 
 
 def subprocess_env(site: Path, **extra: str) -> dict[str, str]:
-    """Environment for `python -m api.cli ...` with this worktree and the plugin importable."""
+    """Environment for `python -m capdex.api.cli ...` with this worktree and the plugin importable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAPDEX_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(install_entry_point(site))])
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
@@ -30,4 +30,4 @@ def subprocess_env(site: Path, **extra: str) -> dict[str, str]:
 
 
 def capdex_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "api.cli", *args]
+    return [sys.executable, "-m", "capdex.api.cli", *args]

@@ -13,10 +13,10 @@ import pytest
 
 from capdex.embedder import Embedder
 from capdex.settings import Settings
-from search.engine import SearchEngine
-from store.db import Database
-from indexer.ocr import embedding_text
-from store.models import MACHINE, Caption, File, OcrText, Photo, Vector
+from capdex.search.engine import SearchEngine
+from capdex.store.db import Database
+from capdex.indexer.ocr import embedding_text
+from capdex.store.models import MACHINE, Caption, File, OcrText, Photo, Vector
 
 EVAL_DIR = Path(__file__).parent.parent / "data" / "eval"
 #: Captions the tagger (EfficientNet-Lite0, version 1) wrote for capdex.samples' photos.

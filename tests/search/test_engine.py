@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from capdex.embedder import Embedder
-from search.engine import SearchEngine, SearchUnavailable, SimilarNotFound
-from store.models import HUMAN, Caption, Vector
+from capdex.search.engine import SearchEngine, SearchUnavailable, SimilarNotFound
+from capdex.store.models import HUMAN, Caption, Vector
 from tests.search.conftest import Item
 
 LIBRARY = [
@@ -173,7 +173,7 @@ def test_results_explain_why_they_matched(library) -> None:  # type: ignore[no-u
 
 
 def test_a_repeated_query_does_not_call_the_model(settings, embedder) -> None:  # type: ignore[no-untyped-def]
-    from store.db import Database
+    from capdex.store.db import Database
     from tests.search.conftest import store_library
 
     db = Database(settings.db_url)
@@ -190,7 +190,7 @@ def test_a_repeated_query_does_not_call_the_model(settings, embedder) -> None:  
 
 
 def test_the_query_cache_is_bounded(settings, embedder) -> None:  # type: ignore[no-untyped-def]
-    from store.db import Database
+    from capdex.store.db import Database
 
     engine = SearchEngine(settings.model_copy(update={"query_cache_size": 2}),
                           Database(settings.db_url), embedder)

@@ -11,10 +11,10 @@ import pytest
 
 from capdex.embedder import Embedder
 from capdex.settings import Settings
-from search.engine import SearchEngine
-from store import ivfpq
-from store.db import Database
-from store.vectors import FLAT, PQ
+from capdex.search.engine import SearchEngine
+from capdex.store import ivfpq
+from capdex.store.db import Database
+from capdex.store.vectors import FLAT, PQ
 from tests.search.conftest import Item, store_library
 
 pytestmark = pytest.mark.slow  # embeds 1,540 captions and trains a PQ index

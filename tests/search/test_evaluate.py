@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from search.evaluate import (
+from capdex.search.evaluate import (
     EvalFileError,
     EvalQuery,
     evaluate,
@@ -108,15 +108,15 @@ def in_this_checkout(module: str) -> bool:
 @pytest.mark.slow
 def test_end_to_end_on_the_sample_photos_with_the_real_tagger(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     """Index the sample photos with the default captioner, then evaluate every mode."""
-    for module in ("captioners.tagger", "capdex.samples"):
+    for module in ("capdex.captioners.tagger", "capdex.samples"):
         if not in_this_checkout(module):
             pytest.skip(f"{module} is not on this branch yet; the lead runs this after merging")
     from capdex.samples import write_samples
 
     from capdex.settings import Settings
-    from indexer.pipeline import Indexer
-    from search.engine import SearchEngine
-    from store.db import Database
+    from capdex.indexer.pipeline import Indexer
+    from capdex.search.engine import SearchEngine
+    from capdex.store.db import Database
 
     folder = tmp_path / "samples"
     write_samples(folder)

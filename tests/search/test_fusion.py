@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.fusion import ranking, reciprocal_rank_fusion, score_fusion
+from capdex.search.fusion import ranking, reciprocal_rank_fusion, score_fusion
 
 
 def test_score_fusion_is_never_below_either_weighted_score() -> None:

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 import pytest
 
-from search.request import SearchRequest, SearchRequestError
+from capdex.search.request import SearchRequest, SearchRequestError
 
 
 def test_defaults_and_normalisation() -> None:

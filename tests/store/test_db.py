@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from store.db import Database, StoreError
+from capdex.store.db import Database, StoreError
 
 
 def test_migrations_create_the_schema_once(database_url: str) -> None:
@@ -35,7 +35,7 @@ def test_upgrading_a_0001_database_keeps_its_rows_and_never_reuses_vector_ids(tm
     from alembic import command
     from alembic.config import Config
 
-    from store.db import MIGRATIONS_DIR, make_engine
+    from capdex.store.db import MIGRATIONS_DIR, make_engine
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(url)
@@ -63,7 +63,7 @@ def test_write_sessions_take_the_write_lock_when_they_begin(database_url: str) -
     """A writer that reads first must see what another writer committed in the meantime."""
     import threading
 
-    from store.models import Photo
+    from capdex.store.models import Photo
 
     db = Database(database_url)
     other = Database(db.url)
@@ -93,7 +93,7 @@ def test_two_processes_can_create_a_new_database_at_once(database_url: str) -> N
     import subprocess
     import sys
 
-    code = ("import sys; from store.db import Database; Database(sys.argv[1]).close(); print('ok')")
+    code = ("import sys; from capdex.store.db import Database; Database(sys.argv[1]).close(); print('ok')")
     url = database_url
     env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     procs = [subprocess.Popen([sys.executable, "-c", code, url], env=env, stdout=subprocess.PIPE,
@@ -103,7 +103,7 @@ def test_two_processes_can_create_a_new_database_at_once(database_url: str) -> N
 
 
 def test_a_postgresql_store_keeps_rows_and_never_reuses_vector_ids(postgres_url: str) -> None:
-    from store.models import Caption, Photo, Vector
+    from capdex.store.models import Caption, Photo, Vector
 
     db = Database(postgres_url)
     with db.session() as session:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from store.ivfpq import PQIndex, PQLayout
+from capdex.store.ivfpq import PQIndex, PQLayout
 
 pytestmark = pytest.mark.slow  # training 64 codebooks takes a few seconds on 2 cores
 

@@ -9,13 +9,13 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import delete, text, update
 
-from store.db import Database
-from store.keyword import (
+from capdex.store.db import Database
+from capdex.store.keyword import (
     KeywordSearchUnavailable,
     keyword_index,
     query_terms,
 )
-from store.models import HUMAN, MACHINE, Caption, File, Photo
+from capdex.store.models import HUMAN, MACHINE, Caption, File, Photo
 
 
 @pytest.fixture
@@ -164,7 +164,7 @@ def test_existing_photos_get_keyword_rows_when_the_migration_runs(tmp_path: Path
     from alembic import command
     from alembic.config import Config
 
-    from store.db import MIGRATIONS_DIR, make_engine
+    from capdex.store.db import MIGRATIONS_DIR, make_engine
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(url)
@@ -211,7 +211,7 @@ def test_every_sync_trigger_exists_at_the_newest_schema(sqlite_db: Database) -> 
     their triggers silently; this catches it."""
     import importlib.util
 
-    from store.db import MIGRATIONS_DIR
+    from capdex.store.db import MIGRATIONS_DIR
 
     [path] = (MIGRATIONS_DIR / "versions").glob("*_keyword_search.py")  # whatever its number
     spec = importlib.util.spec_from_file_location("keyword_search_migration", path)

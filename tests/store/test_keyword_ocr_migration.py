@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from sqlalchemy import inspect, text
 
-from store.db import Database, make_engine
+from capdex.store.db import Database, make_engine
 from tests.store.test_ocr_migration import migrate
 
 

@@ -7,7 +7,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect, text
 
-from store.db import MIGRATIONS_DIR, Database, make_engine
+from capdex.store.db import MIGRATIONS_DIR, Database, make_engine
 
 
 def migrate(url: str, revision: str, down: bool = False) -> None:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sqlalchemy import delete
 
-from store.db import Database
-from store.models import Caption, File, Photo, Vector
-from store.vectors import VectorIndex, index_is_current, open_index, read_meta
+from capdex.store.db import Database
+from capdex.store.models import Caption, File, Photo, Vector
+from capdex.store.vectors import VectorIndex, index_is_current, open_index, read_meta
 
 DIM = 8
 EMBEDDER = "test-embedder"

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from store.db import Database
-from store.models import Caption, File, Photo, Vector
-from store.vectors import FLAT, IVF, VectorIndex, open_index, read_meta
+from capdex.store.db import Database
+from capdex.store.models import Caption, File, Photo, Vector
+from capdex.store.vectors import FLAT, IVF, VectorIndex, open_index, read_meta
 
 DIM = 384
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from sqlalchemy import delete
 
-from store import ivfpq, repo
-from store.db import Database
-from store.models import Caption, File, Photo, Vector
-from store.vectors import FLAT, IVF, PQ, VectorIndex, _reader, open_index, read_meta
+from capdex.store import ivfpq, repo
+from capdex.store.db import Database
+from capdex.store.models import Caption, File, Photo, Vector
+from capdex.store.vectors import FLAT, IVF, PQ, VectorIndex, _reader, open_index, read_meta
 from tests.store.test_vectors_approximate import clustered
 
 pytestmark = pytest.mark.slow  # each PQ build trains 64 codebooks: seconds on 2 cores

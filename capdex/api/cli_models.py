@@ -1,0 +1,153 @@
+"""`capdex models ...`: list, download and export captioning models.
+
+Mounted by api/cli.py as `app.add_typer(models_app, name="models")`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from capdex.settings import Settings
+from capdex.captioners import catalog
+from capdex.captioners.base import CaptionerError
+
+models_app = typer.Typer(
+    name="models",
+    help="List, download and export captioning models.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default: CAPDEX_DATA_DIR or the XDG one)."),
+]
+
+
+def _settings(data_dir: Path | None, **overrides: object) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    return Settings(**values)
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+@models_app.command("list")
+def list_models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Every model capdex knows: its hub id, whether it is installed, where and how large."""
+    settings = _settings(data_dir)
+    try:
+        statuses = catalog.statuses(settings)
+    except CaptionerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps({"models": [dataclasses.asdict(s) for s in statuses]}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Models in {settings.models_dir}")
+    table.add_column("name", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("model", overflow="fold")
+    table.add_column("installed")
+    table.add_column("size")
+    table.add_column("path / how to install", overflow="fold")
+    for s in statuses:
+        if s.kind == "http":
+            model, where = s.model or "", s.endpoint or ""
+        else:
+            model = s.hub_id or ""
+            if s.installed:
+                where = s.path or "ships with capdex"
+            elif s.downloadable:
+                where = f"capdex models download {s.name}"
+            else:
+                where = catalog.get(s.name).made_by or s.install or ""
+        if s.installed and s.size_bytes:
+            size = _human_size(s.size_bytes)
+        elif s.download_size:
+            size = f"~{_human_size(s.download_size)} to fetch"
+        else:
+            size = ""
+        table.add_row(s.name, s.kind, model, "yes" if s.installed else "no", size, where)
+    Console().print(table)
+    typer.echo("A model folder from elsewhere: --model-path DIR (CAPDEX_MODEL_PATH); hf-vlm's "
+               "hub model: CAPDEX_CAPTIONER_MODEL.")
+
+
+@models_app.command("download")
+def download(
+    name: Annotated[str, typer.Argument(help="Model name, as in `capdex models list`.")],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="hf-vlm only: the hub id to fetch, e.g. "
+                     "Qwen/Qwen2-VL-2B-Instruct (default: CAPDEX_CAPTIONER_MODEL, else "
+                     "SmolVLM-256M-Instruct)."),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Download a model into the data directory's models/ folder."""
+    settings = _settings(data_dir)
+    if model is not None:
+        if name not in catalog.SPECS or not catalog.get(name).choosable:
+            typer.echo(f"error: --model only applies to models that take a hub id "
+                       f"({', '.join(n for n, s in catalog.SPECS.items() if s.choosable)})",
+                       err=True)
+            raise typer.Exit(2)
+        settings = settings.model_copy(update={"captioner": name, "captioner_model": model,
+                                               "model_path": None})
+    try:
+        folder = catalog.download(name, settings, progress=lambda msg: typer.echo(msg, err=True))
+    except CaptionerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{name} installed in {folder} ({_human_size(catalog.folder_size(folder))})")
+    if model is not None:
+        typer.echo(f"caption with it: CAPDEX_CAPTIONER_MODEL={model} capdex index PATH "
+                   f"--captioner {name}")
+
+
+@models_app.command("export")
+def export(
+    name: Annotated[str, typer.Argument(help="Model to export; only im2txt can be.")],
+    model_path: Annotated[
+        Path | None,
+        typer.Option("--model-path", help="im2txt folder (default: the data dir's models/im2txt)."),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Export im2txt to ONNX (into its folder's onnx/), for the im2txt-onnx captioner."""
+    if name != "im2txt":
+        typer.echo(f"error: only im2txt can be exported, not {name!r}", err=True)
+        raise typer.Exit(2)
+    settings = _settings(data_dir, captioner="im2txt", model_path=model_path)
+    try:
+        from capdex.captioners.im2txt.export import export_onnx
+
+        folder = catalog.require_installed("im2txt", settings)
+        written = export_onnx(folder)
+    except CaptionerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for path in written:
+        typer.echo(f"wrote {path} ({_human_size(path.stat().st_size)})")
+    hint = f" --model-path {folder}" if model_path is not None else ""
+    typer.echo(f"caption with it: capdex caption IMAGE --captioner im2txt-onnx{hint}")

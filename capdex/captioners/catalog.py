@@ -1,0 +1,585 @@
+"""The models capdex knows how to fetch and where they live on disk.
+
+A model is installed when its folder (`settings.models_dir / folder`, or `--model-path DIR`) holds
+the files its captioner needs. `download()` fetches hub models with `huggingface_hub` and
+LibrePhotos' im2txt archive from its release URL (checked against a pinned sha256); a
+`capdex-model.json` manifest written next to the files records where they came from, so
+captions can name the exact weights that produced them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from capdex.captioners.base import CaptionerError, ModelNotInstalledError
+from capdex.captioners.lifecycle import require
+
+if TYPE_CHECKING:
+    from capdex.settings import Settings
+
+MANIFEST = "capdex-model.json"
+DOWNLOAD_CHUNK = 1 << 20
+
+
+class DownloadError(CaptionerError):
+    """A model could not be fetched; the message says why and what to do instead."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    #: How it runs: builtin, torch, onnx, transformers, llama.cpp or http.
+    kind: str
+    description: str
+    #: `pip install 'capdex[EXTRA]'` brings its Python packages.
+    extra: str | None = None
+    #: Folder under `settings.models_dir`; None for models with no files of their own.
+    folder: str | None = None
+    #: Glob patterns (relative to the folder) that must each match a file for it to be installed.
+    required: tuple[str, ...] = ()
+    hub_id: str | None = None
+    revision: str | None = None
+    allow_patterns: tuple[str, ...] = ()
+    archive_url: str | None = None
+    archive_sha256: str | None = None
+    #: For models made from another one (im2txt-onnx): the command that makes them.
+    made_by: str | None = None
+    default_endpoint: str | None = None
+    default_model: str | None = None
+    #: The hub id is only a default: `CAPTIONER_MODEL` (a hub id or a folder) picks another, and
+    #: each hub model gets its own folder under `folder/` (hf-vlm).
+    choosable: bool = False
+    #: Roughly how much `capdex models download` fetches, for `capdex models list`.
+    download_size: int | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def downloadable(self) -> bool:
+        return bool(self.hub_id or self.archive_url)
+
+
+_IM2TXT_FILES = ("models/encoder-*.ckpt", "models/decoder-*.ckpt", "data/vocab.pkl")
+_BLIP_FILES = ("config.json", "*processor_config.json", "tokenizer_config.json", "*.safetensors")
+_BLIP_PATTERNS = ("*.json", "vocab.txt", "*.safetensors")
+#: Weights in either format transformers reads ("|" separates alternatives).
+_WEIGHTS = "*.safetensors|pytorch_model*.bin"
+#: What a transformers model folder holds besides its weights: configs, tokenizer files (BPE
+#: vocab/merges, SentencePiece models) and chat templates.
+_HUB_PATTERNS = ("*.json", "*.txt", "*.model", "*.jinja", "*.tiktoken", "*.safetensors")
+GB = 1_000_000_000
+
+SPECS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "tagger",
+            "builtin",
+            "ImageNet tagger (EfficientNet-Lite0); its weights ship in a Python package.",
+        ),
+        ModelSpec(
+            "im2txt",
+            "torch",
+            "Show-and-Tell (ResNet-152 + LSTM) as LibrePhotos ships it.",
+            extra="im2txt",
+            folder="im2txt",
+            required=_IM2TXT_FILES,
+            archive_url=(
+                "https://github.com/LibrePhotos/librephotos-docker/releases/download/0.1/"
+                "im2txt.tar.gz"
+            ),
+            archive_sha256="980670c0365c0e32b5fecfc0907bfee4742bcd6a40e0d6ac5692c69bbd49ccc4",
+        ),
+        ModelSpec(
+            "im2txt-onnx",
+            "onnx",
+            "im2txt exported to ONNX, run with ONNX Runtime (same tokens as im2txt).",
+            extra="onnx",
+            folder="im2txt",
+            required=("onnx/encoder.onnx", "onnx/decoder_step.onnx", "data/vocab.pkl"),
+            made_by="capdex models export im2txt",
+        ),
+        ModelSpec(
+            "blip-base",
+            "transformers",
+            "BLIP image captioning, base (ViT-B), through transformers.",
+            extra="blip",
+            folder="blip-base",
+            required=_BLIP_FILES,
+            hub_id="Salesforce/blip-image-captioning-base",
+            allow_patterns=_BLIP_PATTERNS,
+        ),
+        ModelSpec(
+            "blip-large",
+            "transformers",
+            "BLIP image captioning, large (ViT-L), through transformers.",
+            extra="blip",
+            folder="blip-large",
+            required=_BLIP_FILES,
+            hub_id="Salesforce/blip-image-captioning-large",
+            allow_patterns=_BLIP_PATTERNS,
+        ),
+        ModelSpec(
+            "vit-gpt2",
+            "transformers",
+            "ViT-GPT2 encoder-decoder captioner (Spark NLP's default), through transformers.",
+            extra="transformers",
+            folder="vit-gpt2",
+            required=("config.json", "preprocessor_config.json", "tokenizer_config.json", _WEIGHTS),
+            hub_id="nlpconnect/vit-gpt2-image-captioning",
+            allow_patterns=_HUB_PATTERNS,
+            download_size=int(0.98 * GB),
+        ),
+        ModelSpec(
+            "blip2",
+            "transformers",
+            "BLIP-2 (ViT-g + Q-Former + OPT-2.7b), through transformers; optional prompt.",
+            extra="transformers",
+            folder="blip2",
+            required=("config.json", "*processor_config.json", "tokenizer_config.json", _WEIGHTS),
+            hub_id="Salesforce/blip2-opt-2.7b",
+            allow_patterns=_HUB_PATTERNS,
+            download_size=int(15.5 * GB),
+        ),
+        ModelSpec(
+            "hf-vlm",
+            "transformers",
+            "Any transformers image-text-to-text chat model (LLaVA, Qwen2-VL, SmolVLM...), "
+            "chosen with CAPDEX_CAPTIONER_MODEL (hub id) or --model-path.",
+            extra="vlm",
+            folder="hf-vlm",
+            required=("config.json", _WEIGHTS),
+            hub_id="HuggingFaceTB/SmolVLM-256M-Instruct",
+            allow_patterns=_HUB_PATTERNS,
+            choosable=True,
+        ),
+        ModelSpec(
+            "moondream2",
+            "llama.cpp",
+            "Moondream 2 vision LLM (GGUF text model + vision projector) via llama-cpp-python.",
+            extra="moondream",
+            folder="moondream2",
+            required=("*text-model*.gguf", "*mmproj*.gguf"),
+            hub_id="moondream/moondream2-gguf",
+            revision="66f21bff432b523f311e72d4e34cf1925ae75210",
+            allow_patterns=("*text-model*.gguf", "*mmproj*.gguf"),
+        ),
+        ModelSpec(
+            "ollama",
+            "http",
+            "Any vision model served by Ollama (/api/chat).",
+            extra="http",
+            default_endpoint="http://127.0.0.1:11434",
+            default_model="llava",
+        ),
+        ModelSpec(
+            "openai",
+            "http",
+            "Any OpenAI-compatible /v1/chat/completions endpoint with image input.",
+            extra="http",
+            default_endpoint="https://api.openai.com/v1",
+            default_model="gpt-4o-mini",
+        ),
+        ModelSpec(
+            "anthropic",
+            "http",
+            "Claude through Anthropic's Messages API (/v1/messages); key from ANTHROPIC_API_KEY.",
+            extra="http",
+            default_endpoint="https://api.anthropic.com",
+            default_model="claude-sonnet-4-5",
+        ),
+    )
+}
+
+
+def get(name: str) -> ModelSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise CaptionerError(
+            f"unknown model {name!r}; known models: {', '.join(SPECS)}"
+        ) from None
+
+
+def _chosen_model(name: str, settings: Settings) -> str | None:
+    """`CAPTIONER_MODEL` when it applies to `name` (a choosable model that is the captioner)."""
+    if get(name).choosable and settings.captioner == name and settings.captioner_model:
+        return settings.captioner_model.strip() or None
+    return None
+
+
+def _local_folder(value: str) -> Path | None:
+    path = Path(value).expanduser()
+    return path if path.is_dir() else None
+
+
+_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def hub_id(name: str, settings: Settings) -> str | None:
+    """The hub repository `name` comes from: `CAPTIONER_MODEL` for a choosable model (unless it
+    names a local folder), else the catalogue's."""
+    chosen = _chosen_model(name, settings)
+    if chosen and _local_folder(chosen) is None:
+        if not _REPO_ID.match(chosen) or ".." in chosen:
+            raise CaptionerError(
+                f"CAPDEX_CAPTIONER_MODEL={chosen!r} is neither an existing folder nor a hub id "
+                f"such as {get(name).hub_id}"
+            )
+        return chosen
+    return get(name).hub_id
+
+
+def hub_folder_name(repo_id: str) -> str:
+    """A hub id as one folder name: "org/name" -> "org--name" (as the hub's own cache does)."""
+    return repo_id.strip("/").replace("/", "--")
+
+
+def default_dir(name: str, settings: Settings) -> Path | None:
+    spec = get(name)
+    if not spec.folder:
+        return None
+    if spec.choosable:
+        repo_id = hub_id(name, settings)
+        assert repo_id is not None
+        return settings.models_dir / spec.folder / hub_folder_name(repo_id)
+    return settings.models_dir / spec.folder
+
+
+def model_dir(name: str, settings: Settings) -> Path | None:
+    """The folder `name` is read from: `--model-path` when it is the chosen captioner (or, for a
+    choosable model, `CAPTIONER_MODEL` naming a folder)."""
+    if settings.model_path is not None and settings.captioner == name:
+        return Path(settings.model_path).expanduser()
+    chosen = _chosen_model(name, settings)
+    if chosen and (folder := _local_folder(chosen)) is not None:
+        return folder
+    return default_dir(name, settings)
+
+
+def source_hub_id(name: str, settings: Settings) -> str | None:
+    """The hub id the weights in `model_dir` come from, when known: the one their download
+    recorded, or the one their default folder stands for; None for a folder from elsewhere."""
+    folder = model_dir(name, settings)
+    if folder is not None:
+        recorded = read_manifest(folder).get("hub_id")
+        if isinstance(recorded, str):
+            return recorded
+        if folder != default_dir(name, settings):
+            return None
+    return hub_id(name, settings)
+
+
+def model_label(name: str, settings: Settings) -> str:
+    """What a person would call the weights: their hub id, or their folder's name."""
+    label = source_hub_id(name, settings)
+    if label is None:
+        folder = model_dir(name, settings)
+        label = folder.name if folder is not None else name
+    return label
+
+
+def find(folder: Path, pattern: str) -> Path | None:
+    """The file matching `pattern` in `folder` (the last in natural order if several match).
+
+    `pattern` may list alternatives separated by "|", tried in order.
+    """
+    for alternative in pattern.split("|"):
+        matches = [p for p in folder.glob(alternative) if p.is_file()]
+        if matches:
+            return max(matches, key=_natural_key)
+    return None
+
+
+def _natural_key(path: Path) -> list[object]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def missing_files(name: str, folder: Path) -> list[str]:
+    return [pattern for pattern in get(name).required if find(folder, pattern) is None]
+
+
+def is_installed(name: str, folder: Path | None) -> bool:
+    spec = get(name)
+    if spec.folder is None:
+        return True
+    return folder is not None and folder.is_dir() and not missing_files(name, folder)
+
+
+def install_hint(name: str, settings: Settings | None = None) -> str:
+    spec = get(name)
+    if spec.kind == "builtin":
+        return "it is part of capdex: reinstall capdex (pip install capdex)"
+    if spec.made_by:
+        return f"run `{spec.made_by}`"
+    ways = []
+    if spec.choosable:
+        repo_id = hub_id(name, settings) if settings is not None else spec.hub_id
+        ways.append(f"run `capdex models download {name} --model {repo_id}`")
+    elif spec.downloadable:
+        ways.append(f"run `capdex models download {name}`")
+    ways.append("pass `--model-path DIR` (CAPDEX_MODEL_PATH) pointing at a folder with the files")
+    return " or ".join(ways)
+
+
+def require_installed(name: str, settings: Settings) -> Path:
+    """The model's folder, or ModelNotInstalledError saying exactly how to install it."""
+    folder = model_dir(name, settings)
+    if folder is None:
+        raise CaptionerError(f"{name} has no model files")
+    if not folder.is_dir():
+        raise ModelNotInstalledError(
+            f"model {name!r} is not installed: {folder} does not exist. To install it, "
+            f"{install_hint(name, settings)}."
+        )
+    missing = missing_files(name, folder)
+    if missing:
+        raise ModelNotInstalledError(
+            f"model {name!r} is not installed: {folder} has no file matching "
+            f"{', '.join(missing)}. To install it, {install_hint(name, settings)}."
+        )
+    return folder
+
+
+def folder_size(folder: Path | None) -> int:
+    if folder is None or not folder.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def read_manifest(folder: Path) -> dict[str, object]:
+    try:
+        return json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def weights_identity(name: str, settings: Settings) -> str:
+    """What a caption's `version` names as the weights: the fingerprint of the installed model
+    folder, or "not-installed"."""
+    folder = model_dir(name, settings)
+    if folder is not None and is_installed(name, folder):
+        return fingerprint(name, folder)
+    return "not-installed"
+
+
+def fingerprint(name: str, folder: Path) -> str:
+    """A short, stable identity of the weights in `folder` (cheap: no hashing of big files).
+
+    A downloaded model is named by its hub revision or archive hash; a folder from elsewhere by
+    the names and sizes of its required files.
+    """
+    manifest = read_manifest(folder)
+    for key in ("revision", "sha256"):
+        if isinstance(manifest.get(key), str):
+            return str(manifest[key])[:12]
+    digest = hashlib.sha256()
+    for pattern in get(name).required:
+        path = find(folder, pattern)
+        if path is not None:
+            digest.update(f"{path.relative_to(folder)}:{path.stat().st_size};".encode())
+    return "local-" + digest.hexdigest()[:10]
+
+
+@dataclass
+class ModelStatus:
+    name: str
+    kind: str
+    description: str
+    path: str | None
+    installed: bool
+    size_bytes: int
+    hub_id: str | None
+    revision: str | None
+    extra: str | None
+    downloadable: bool
+    install: str | None
+    endpoint: str | None = None
+    model: str | None = None
+    download_size: int | None = None
+
+
+def status(name: str, settings: Settings) -> ModelStatus:
+    spec = get(name)
+    folder = model_dir(name, settings)
+    installed = is_installed(name, folder) if spec.kind != "builtin" else _builtin_installed(name)
+    revision = spec.revision
+    if folder is not None and installed:
+        revision = str(read_manifest(folder).get("revision") or revision or "") or None
+    endpoint = model = None
+    if spec.kind == "http":
+        endpoint = settings.captioner_endpoint if settings.captioner == name else None
+        endpoint = endpoint or spec.default_endpoint
+        model = (settings.captioner_model if settings.captioner == name else None) or (
+            spec.default_model
+        )
+    elif spec.choosable:
+        model = model_label(name, settings)
+    return ModelStatus(
+        name=name,
+        kind=spec.kind,
+        description=spec.description,
+        path=str(folder) if folder is not None else None,
+        installed=installed,
+        size_bytes=folder_size(folder) if spec.folder else 0,
+        hub_id=source_hub_id(name, settings) if spec.choosable else spec.hub_id,
+        revision=revision,
+        extra=spec.extra,
+        downloadable=spec.downloadable,
+        install=None if installed else install_hint(name, settings),
+        endpoint=endpoint,
+        model=model,
+        download_size=None if installed or spec.choosable else spec.download_size,
+    )
+
+
+def statuses(settings: Settings) -> list[ModelStatus]:
+    """Every known model; a choosable one once per hub model installed (plus the chosen one)."""
+    rows = []
+    for name, spec in SPECS.items():
+        chosen = status(name, settings)
+        rows.append(chosen)
+        if not spec.choosable:
+            continue
+        for repo_id in installed_choices(name, settings):
+            if repo_id != chosen.hub_id:
+                choice = settings.model_copy(
+                    update={"captioner": name, "captioner_model": repo_id, "model_path": None}
+                )
+                rows.append(status(name, choice))
+    return rows
+
+
+def installed_choices(name: str, settings: Settings) -> list[str]:
+    """Hub ids of the models downloaded for a choosable model (`models/<folder>/org--name`)."""
+    spec = get(name)
+    root = settings.models_dir / (spec.folder or name)
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if is_installed(name, folder):
+            recorded = read_manifest(folder).get("hub_id")
+            found.append(recorded if isinstance(recorded, str) else folder.name.replace("--", "/"))
+    return found
+
+
+def _builtin_installed(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(f"captioners.{name}") is not None
+    except ImportError:
+        return False
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def download(
+    name: str, settings: Settings, *, progress: Callable[[str], None] | None = None
+) -> Path:
+    """Fetch `name` into `settings.models_dir` and return its folder."""
+    spec = get(name)
+    say = progress or (lambda _msg: None)
+    if not spec.downloadable:
+        if spec.made_by:
+            raise DownloadError(f"{name} is not downloaded but made locally: run `{spec.made_by}`")
+        raise DownloadError(f"{name} has nothing to download ({spec.description})")
+    target = default_dir(name, settings)
+    assert target is not None
+    chosen = _chosen_model(name, settings)
+    if chosen and _local_folder(chosen) is not None:
+        raise DownloadError(f"{chosen} is a local folder; there is nothing to download")
+    if offline():
+        raise DownloadError(
+            f"cannot download {name}: offline mode is on (HF_HUB_OFFLINE=1). Download it on a "
+            f"machine with internet access and copy the folder to {target}, or pass "
+            f"--model-path DIR."
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if spec.hub_id:
+        patterns = list(spec.allow_patterns)
+        if spec.choosable and settings.trust_remote_code:
+            patterns.append("*.py")  # the model's own code, which loading will then run
+        manifest = _download_from_hub(hub_id(name, settings) or spec.hub_id, spec, patterns,
+                                      target, say)
+    else:
+        manifest = _download_archive(spec, target, say)
+    missing = missing_files(name, target)
+    if missing:
+        raise DownloadError(f"downloaded {name} into {target}, but it lacks {', '.join(missing)}")
+    (target / MANIFEST).write_text(json.dumps({"name": name, **manifest}, indent=2) + "\n")
+    return target
+
+
+def _download_from_hub(
+    repo_id: str,
+    spec: ModelSpec,
+    patterns: list[str],
+    target: Path,
+    say: Callable[[str], None],
+) -> dict:
+    hub = require("huggingface_hub", "hub")
+    # A pinned revision belongs to the catalogue's own hub id, not to one chosen instead.
+    pinned = spec.revision if repo_id == spec.hub_id else None
+    try:
+        revision = hub.HfApi().model_info(repo_id, revision=pinned).sha
+        say(f"downloading {repo_id}@{revision} into {target}")
+        hub.snapshot_download(
+            repo_id=repo_id,
+            revision=revision,
+            allow_patterns=patterns or None,
+            local_dir=target,
+        )
+    except Exception as exc:  # noqa: BLE001 - hub, network and disk errors all end here
+        raise DownloadError(f"could not download {repo_id}: {exc}") from exc
+    return {"source": "huggingface", "hub_id": repo_id, "revision": revision}
+
+
+def _download_archive(spec: ModelSpec, target: Path, say: Callable[[str], None]) -> dict:
+    assert spec.archive_url is not None
+    say(f"downloading {spec.archive_url} into {target}")
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{spec.name}-") as tmp:
+        archive = Path(tmp) / "archive.tar.gz"
+        digest = hashlib.sha256()
+        try:
+            with urllib.request.urlopen(spec.archive_url, timeout=60) as response:
+                with archive.open("wb") as out:
+                    while chunk := response.read(DOWNLOAD_CHUNK):
+                        out.write(chunk)
+                        digest.update(chunk)
+        except OSError as exc:
+            raise DownloadError(f"could not download {spec.archive_url}: {exc}") from exc
+        if spec.archive_sha256 and digest.hexdigest() != spec.archive_sha256:
+            raise DownloadError(
+                f"{spec.archive_url} has sha256 {digest.hexdigest()}, expected "
+                f"{spec.archive_sha256}; refusing to install it"
+            )
+        unpacked = Path(tmp) / "unpacked"
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                tar.extractall(unpacked, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise DownloadError(f"could not unpack {spec.archive_url}: {exc}") from exc
+        # LibrePhotos' archive holds one top-level folder (im2txt/); its content is the model.
+        entries = list(unpacked.iterdir())
+        root = entries[0] if len(entries) == 1 and entries[0].is_dir() else unpacked
+        target.mkdir(parents=True, exist_ok=True)
+        for item in root.iterdir():
+            destination = target / item.name
+            if destination.is_dir():
+                shutil.rmtree(destination)
+            shutil.move(str(item), destination)
+    return {"source": spec.archive_url, "sha256": digest.hexdigest()}

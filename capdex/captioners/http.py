@@ -1,0 +1,244 @@
+"""Vision LLMs over HTTP: Ollama's `/api/chat` (`ollama`), any OpenAI-compatible
+`/v1/chat/completions` (`openai`) and Anthropic's Messages API `/v1/messages` (`anthropic`).
+
+Every failure ends as a CaptionerError that names the endpoint: a refused connection, a timeout,
+an error answer or an answer of the wrong shape. Connection failures, timeouts, 429, 5xx and
+Anthropic's 529 (overloaded) are retried with exponential backoff; other 4xx answers are not
+(retrying cannot fix them). API keys come only from the settings (the environment) and are never
+put in a message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from capdex.captioners import catalog, chat_cleanup, vision_llm
+from capdex.captioners.base import Captioner, CaptionerError
+from capdex.captioners.lifecycle import require
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from capdex.settings import Settings
+
+RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504, 529}
+
+
+class _HttpCaptioner(Captioner):
+    batch_size: ClassVar[int] = 4
+    path: ClassVar[str]
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        spec = catalog.get(self.name)
+        self.endpoint = (settings.captioner_endpoint or spec.default_endpoint or "").rstrip("/")
+        self.model = settings.captioner_model or spec.default_model or ""
+        self._client: Any = None
+
+    @property
+    def url(self) -> str:
+        return self.endpoint + self.path
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        return (
+            f"{self.name}:{self.model};prompt={vision_llm.prompt_tag(self.settings)};"
+            f"max={self.settings.llm_max_tokens};temperature=0;clean={chat_cleanup.VERSION}"
+        )
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def request_body(self, image: Image.Image) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def answer_text(self, body: Any) -> str | None:
+        raise NotImplementedError
+
+    def caption_batch(self, images: Sequence[Image.Image]) -> list[str]:
+        return [self._caption_one(image) for image in images]
+
+    def _caption_one(self, image: Image.Image) -> str:
+        body = self._post(self.request_body(image))
+        try:
+            text = self.answer_text(body)
+        except (KeyError, IndexError, TypeError) as exc:
+            raise CaptionerError(
+                f"{self.url} answered in an unexpected shape ({exc!r}): {str(body)[:200]}"
+            ) from None
+        if not isinstance(text, str):
+            raise CaptionerError(f"{self.url} answered without text: {str(body)[:200]}")
+        return chat_cleanup.clean_caption(text)
+
+    def _post(self, payload: dict[str, Any]) -> Any:
+        httpx = require("httpx", "http")
+        headers = self.headers()
+        if self._client is None:
+            self._client = httpx.Client(timeout=self.settings.captioner_timeout)
+        s = self.settings
+        last_error = ""
+        for attempt in range(s.captioner_retries + 1):
+            if attempt:
+                time.sleep(s.captioner_retry_backoff * 2 ** (attempt - 1))
+            try:
+                response = self._client.post(self.url, json=payload, headers=headers)
+            except httpx.TimeoutException:
+                last_error = f"no answer within {s.captioner_timeout:g}s"
+                continue
+            except httpx.TransportError as exc:
+                last_error = f"cannot connect ({exc.__class__.__name__}: {exc})"
+                continue
+            if response.status_code in RETRY_STATUS:
+                last_error = f"HTTP {response.status_code}: {_error_message(response)}"
+                continue
+            if response.status_code >= 400:
+                raise CaptionerError(
+                    f"{self.name} endpoint {self.url} refused the request with HTTP "
+                    f"{response.status_code}: {_error_message(response)}"
+                )
+            try:
+                return response.json()
+            except ValueError:
+                raise CaptionerError(
+                    f"{self.url} did not answer with JSON: {response.text[:200]!r}"
+                ) from None
+        tries = s.captioner_retries + 1
+        raise CaptionerError(
+            f"{self.name} endpoint {self.url} failed after {tries} "
+            f"{'try' if tries == 1 else 'tries'}: {last_error}"
+        )
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _error_message(response: Any) -> str:
+    """The error an Ollama/OpenAI/Anthropic-style server put in its body, or the start of it."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200].strip() or response.reason_phrase
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        error = error.get("message")
+    return str(error or body)[:200]
+
+
+class OllamaCaptioner(_HttpCaptioner):
+    name: ClassVar[str] = "ollama"
+    path: ClassVar[str] = "/api/chat"
+
+    def request_body(self, image: Image.Image) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "model": self.model,
+            "stream": False,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": vision_llm.prompt(s),
+                    "images": [vision_llm.jpeg_base64(image, s.captioner_image_max_side)],
+                }
+            ],
+            "options": {"temperature": 0, "num_predict": s.llm_max_tokens},
+        }
+
+    def answer_text(self, body: Any) -> str:
+        return body["message"]["content"]
+
+
+class OpenAICaptioner(_HttpCaptioner):
+    name: ClassVar[str] = "openai"
+
+    @property
+    def url(self) -> str:
+        # Accept both "https://host" and "https://host/v1" as the endpoint.
+        base = self.endpoint if self.endpoint.endswith("/v1") else self.endpoint + "/v1"
+        return base + "/chat/completions"
+
+    def headers(self) -> dict[str, str]:
+        key = self.settings.openai_api_key
+        return {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+
+    def request_body(self, image: Image.Image) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "model": self.model,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": vision_llm.prompt(s)},
+                        {
+                            "type": "image_url",
+                            "image_url": {
+                                "url": vision_llm.data_url(image, s.captioner_image_max_side)
+                            },
+                        },
+                    ],
+                }
+            ],
+            "max_tokens": s.llm_max_tokens,
+            "temperature": 0,
+        }
+
+    def answer_text(self, body: Any) -> str:
+        return body["choices"][0]["message"]["content"]
+
+
+class AnthropicCaptioner(_HttpCaptioner):
+    """Claude: the image as a base64 content block before the instruction, as Anthropic advises."""
+
+    name: ClassVar[str] = "anthropic"
+    #: The Messages API version the request and answer shapes follow.
+    api_version: ClassVar[str] = "2023-06-01"
+
+    @property
+    def url(self) -> str:
+        base = self.endpoint if self.endpoint.endswith("/v1") else self.endpoint + "/v1"
+        return base + "/messages"
+
+    def headers(self) -> dict[str, str]:
+        headers = {"anthropic-version": self.api_version}
+        key = self.settings.anthropic_api_key
+        if key is not None and key.get_secret_value():
+            headers["x-api-key"] = key.get_secret_value()
+        elif self.endpoint == catalog.get(self.name).default_endpoint:
+            # A gateway at another endpoint may authenticate its own way; Anthropic never does.
+            raise CaptionerError(
+                f"{self.name} needs an API key for {self.url}: set ANTHROPIC_API_KEY (or "
+                f"CAPDEX_ANTHROPIC_API_KEY) in the environment"
+            )
+        return headers
+
+    def request_body(self, image: Image.Image) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "model": self.model,
+            "max_tokens": s.llm_max_tokens,
+            "temperature": 0,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "image",
+                            "source": {
+                                "type": "base64",
+                                "media_type": "image/jpeg",
+                                "data": vision_llm.jpeg_base64(image, s.captioner_image_max_side),
+                            },
+                        },
+                        {"type": "text", "text": vision_llm.prompt(s)},
+                    ],
+                }
+            ],
+        }
+
+    def answer_text(self, body: Any) -> str | None:
+        texts = [block["text"] for block in body["content"] if block.get("type") == "text"]
+        return "".join(texts) if texts else None

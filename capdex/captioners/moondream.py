@@ -1,0 +1,115 @@
+"""Moondream 2 (`moondream2`): a small vision LLM, run on the CPU by llama.cpp.
+
+The model folder holds the GGUF text model (`*text-model*.gguf`) and the vision projector
+(`*mmproj*.gguf`) that llama-cpp-python's `MoondreamChatHandler` loads.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from capdex.captioners import catalog, chat_cleanup, vision_llm
+from capdex.captioners.base import Captioner, CaptionerError
+from capdex.captioners.lifecycle import ModelHandle, require
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from PIL import Image
+
+    from capdex.settings import Settings
+
+#: Moondream's vision encoder sees 378x378 crops; twice that keeps detail without wasting time.
+IMAGE_MAX_SIDE = 756
+
+
+class MoondreamCaptioner(Captioner):
+    name: ClassVar[str] = "moondream2"
+    batch_size: ClassVar[int] = 1  # llama.cpp answers one chat at a time
+    input_size: ClassVar[int | None] = 378
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._model: ModelHandle[Any] = ModelHandle(
+            self.name, self._load, release=_close_llama, idle_ttl=settings.model_idle_ttl
+        )
+
+    @property
+    def threads(self) -> int:
+        return self.settings.llm_threads or os.cpu_count() or 1
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        weights = catalog.weights_identity(self.name, self.settings)
+        return (
+            f"{self.name}@{weights};prompt={vision_llm.prompt_tag(self.settings)};"
+            f"max={self.settings.llm_max_tokens};greedy;clean={chat_cleanup.VERSION}"
+        )
+
+    def chat_handler(self, projector: Path) -> Any:
+        """The llama-cpp-python chat handler that feeds images through the vision projector."""
+        from llama_cpp.llama_chat_format import MoondreamChatHandler
+
+        return MoondreamChatHandler(clip_model_path=str(projector), verbose=False)
+
+    def _load(self) -> Any:
+        llama_cpp = require("llama_cpp", "moondream", package="llama-cpp-python")
+        folder = catalog.require_installed(self.name, self.settings)
+        text_model = catalog.find(folder, "*text-model*.gguf")
+        projector = catalog.find(folder, "*mmproj*.gguf")
+        assert text_model is not None and projector is not None  # require_installed checked
+        try:
+            return llama_cpp.Llama(
+                model_path=str(text_model),
+                chat_handler=self.chat_handler(projector),
+                n_ctx=self.settings.llm_context,
+                n_threads=self.threads,
+                n_threads_batch=self.threads,
+                n_gpu_layers=0,
+                seed=0,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise CaptionerError(f"llama.cpp cannot load {text_model}: {exc}") from exc
+
+    def caption_batch(self, images: Sequence[Image.Image]) -> list[str]:
+        captions = []
+        with self._model.use() as llm:
+            for image in images:
+                url = vision_llm.data_url(image, IMAGE_MAX_SIDE)
+                messages = [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image_url", "image_url": {"url": url}},
+                            {"type": "text", "text": vision_llm.prompt(self.settings)},
+                        ],
+                    }
+                ]
+                try:
+                    answer = llm.create_chat_completion(
+                        messages=messages,
+                        max_tokens=self.settings.llm_max_tokens,
+                        temperature=0.0,
+                        seed=0,
+                    )
+                except (ValueError, RuntimeError) as exc:
+                    raise CaptionerError(f"Moondream failed on an image: {exc}") from exc
+                text = answer["choices"][0]["message"]["content"] or ""
+                captions.append(chat_cleanup.clean_caption(text))
+        return captions
+
+    def warm_up(self) -> None:
+        with self._model.use():
+            pass
+
+    def close(self) -> None:
+        self._model.unload()
+
+
+def _close_llama(llm: Any) -> None:
+    close = getattr(llm, "close", None)
+    if close is not None:
+        close()

@@ -1,0 +1,363 @@
+"""The read path: query → embedding (cached) → semantic and keyword candidates, filtered →
+fused and cut off → sorted → one page joined with metadata and explanations.
+
+Scores lie in [0, 1] in every mode, so `min_score` means the same everywhere:
+semantic = cosine similarity of query and caption measured above the query's background
+(`search.calibration`); keyword = the IDF-weighted share of the query's words found in the
+photo's caption, file names, folders or camera (`store.keyword`); hybrid = the two fused
+(`search.fusion`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from capdex.embedder import Embedder, get_embedder
+from capdex.settings import Settings
+from capdex.search import filters
+from capdex.search.cache import QueryCache
+from capdex.search.calibration import Background, calibrate, cosine_for
+from capdex.search.fusion import ranking, reciprocal_rank_fusion, score_fusion
+from capdex.search.ocr_text import snippet
+from capdex.search.request import SearchRequest
+from capdex.store import repo
+from capdex.store.db import Database
+from capdex.store.keyword import KeywordIndex, KeywordMatch, keyword_index
+from capdex.store.models import Photo, Vector
+from capdex.store.vectors import VectorIndex, open_index
+
+_CHUNK = 5000  # ids per SQL IN list
+
+
+class SearchUnavailable(RuntimeError):
+    """The requested kind of search cannot run on this store; the message says why."""
+
+
+class SimilarNotFound(LookupError):
+    """Similar photos of a photo that does not exist or has no caption vector yet; the message
+    says which."""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    id: int
+    path: str
+    caption: str
+    score: float
+    caption_source: str | None = None
+    captioner: str | None = None
+    taken_at: datetime | None = None
+    camera: str | None = None
+    #: why it matched: {"semantic": {"score"}, "keyword": {"score", "snippet", "fields", "terms"}}
+    match: dict[str, object] | None = None
+    #: The line of the text the photo shows (OCR) closest to the query; None: it shows none.
+    ocr_snippet: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {**self.__dict__, "taken_at": self.taken_at.isoformat() if self.taken_at else None}
+
+
+@dataclass
+class SearchResults:
+    query: str
+    total: int
+    results: list[SearchHit] = field(default_factory=list)
+    mode: str = "hybrid"
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"query": self.query, "total": self.total, "mode": self.mode, "notes": self.notes,
+                "results": [hit.as_dict() for hit in self.results]}
+
+
+@dataclass
+class SimilarResults:
+    id: int
+    caption: str | None
+    results: list[SearchHit] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"id": self.id, "caption": self.caption,
+                "results": [hit.as_dict() for hit in self.results]}
+
+
+@dataclass
+class _Candidate:
+    photo_id: int
+    semantic: float | None = None  # calibrated semantic score
+    cosine: float | None = None  # raw cosine similarity
+    keyword: KeywordMatch | None = None
+    score: float = 0.0
+
+    def order(self) -> tuple[float, float, float, int]:
+        bm25 = self.keyword.bm25 if self.keyword else float("inf")
+        semantic = self.semantic if self.semantic is not None else -2.0
+        return (-self.score, bm25, -semantic, self.photo_id)
+
+
+class SearchEngine:
+    """Answers queries against one data dir; picks up index changes made by other processes."""
+
+    def __init__(self, settings: Settings, db: Database, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.embedder = embedder or get_embedder(settings)
+        self.query_cache = QueryCache(settings.query_cache_size)
+        self.background = Background(self.embedder)
+        self._index: VectorIndex | None = None
+        self._keyword: KeywordIndex | None = None
+        self._lock = threading.Lock()
+
+    # -- the two indexes ------------------------------------------------------------------------
+    @property
+    def index(self) -> VectorIndex:
+        """The vector index, reloaded and re-checked when an indexer has saved a newer one."""
+        with self._lock:
+            if self._index is None:
+                # memory-mapped: searchers share a compressed index's pages and rarely write
+                self._index = open_index(self.settings.index_path, self.db, self.embedder.name,
+                                         lambda: self.embedder.dim, self.settings.exact_search_max,
+                                         compress_above=self.settings.vector_compress_above,
+                                         mmap=True)
+            elif self._index.changed_on_disk():
+                fresh = self._index.like()
+                fresh.load()
+                fresh.sync_with(self.db)
+                self._index = fresh
+            return self._index
+
+    @property
+    def keyword(self) -> KeywordIndex:
+        if self._keyword is None:
+            self._keyword = keyword_index(self.db)
+        return self._keyword
+
+    def embed_query(self, query: str) -> np.ndarray:
+        """The query's embedding, from the cache when it was asked recently."""
+        vector = self.query_cache.get(query)
+        if vector is None:
+            vector = self.embedder.embed([query])[0]
+            self.query_cache.put(query, vector)
+        return vector
+
+    # -- search ---------------------------------------------------------------------------------
+    def search(self, query: str | SearchRequest, **options: object) -> SearchResults:
+        """Photos matching `query`, best first (or newest first with sort="date").
+
+        `options` are those of `SearchRequest.build`; a bad one raises `SearchRequestError`.
+        """
+        request = query if isinstance(query, SearchRequest) else SearchRequest.build(
+            query, **options)  # type: ignore[arg-type]
+        mode = request.mode or self.settings.search_mode
+        threshold = self.settings.min_score if request.min_score is None else request.min_score
+        notes: list[str] = []
+        if mode != "semantic" and not self.keyword.available:
+            if mode == "keyword":
+                raise SearchUnavailable(self.keyword.reason)
+            notes.append(f"{self.keyword.reason}; searched by meaning only")
+            mode = "semantic"
+
+        allowed_select = filters.allowed_photos(request)
+        allowed: set[int] | None = None
+        if allowed_select is not None:
+            with self.db.read() as session:
+                allowed = set(session.scalars(allowed_select))
+            if not allowed:
+                return SearchResults(request.q, 0, [], mode, notes)
+
+        candidates: dict[int, _Candidate] = {}
+        if mode != "semantic":
+            for match in self.keyword.match(request.q, allowed):
+                candidates[match.photo_id] = _Candidate(match.photo_id, keyword=match)
+        if mode != "keyword":
+            self._add_semantic(request, mode, threshold, allowed_select, candidates)
+
+        ranked = self._rank(mode, threshold, candidates)
+        if request.sort == "date":
+            ranked = self._newest_first(ranked)
+        page = ranked[request.offset : request.offset + request.k]
+        return SearchResults(request.q, len(ranked), self._hits(page, request), mode, notes)
+
+    def _semantic_floor(self, mode: str, threshold: float) -> float:
+        """The least semantic score a photo without a keyword match needs to pass the cut-off."""
+        if mode == "hybrid" and self.settings.search_fusion == "score":
+            weight = self.settings.search_semantic_weight
+            return threshold / weight if weight > 0 else float("inf")
+        return threshold
+
+    def _add_semantic(self, request: SearchRequest, mode: str, threshold: float,
+                      allowed_select, candidates: dict[int, _Candidate]) -> None:  # type: ignore[no-untyped-def]
+        index = self.index
+        if not len(index):
+            return
+        vector = self.embed_query(request.q)
+        among = None
+        if allowed_select is not None:
+            with self.db.read() as session:
+                among = np.fromiter(session.scalars(
+                    select(Vector.id).where(Vector.embedder == index.embedder,
+                                            Vector.photo_id.in_(allowed_select))), dtype=np.int64)
+            if not len(among):
+                return
+        background = self.background.of(vector)
+        floor = self._semantic_floor(mode, threshold)
+        if floor <= 1.0:
+            ids, cosines = index.within(vector, cosine_for(floor, background), among,
+                                        limit=self.settings.search_max_candidates)
+            photo_of = self._photos_of_vectors(ids.tolist())
+            for vector_id, cosine in zip(ids.tolist(), cosines.tolist(), strict=True):
+                photo_id = photo_of.get(vector_id)
+                if photo_id is not None:
+                    candidate = candidates.setdefault(photo_id, _Candidate(photo_id))
+                    if candidate.cosine is None or cosine > candidate.cosine:
+                        candidate.cosine = cosine
+                        candidate.semantic = calibrate(cosine, background)
+        if mode == "hybrid":  # keyword matches below the floor still need their exact score
+            missing = [pid for pid, c in candidates.items() if c.semantic is None]
+            vectors_of = self._vectors_of_photos(missing, index.embedder)
+            cosines_by_vector = index.scores_of(vector, np.array(list(vectors_of), dtype=np.int64))
+            for vector_id, cosine in cosines_by_vector.items():
+                candidate = candidates[vectors_of[vector_id]]
+                candidate.cosine, candidate.semantic = cosine, calibrate(cosine, background)
+
+    def _rank(self, mode: str, threshold: float,
+              candidates: dict[int, _Candidate]) -> list[_Candidate]:
+        kept: list[_Candidate] = []
+        if mode == "hybrid" and self.settings.search_fusion == "rrf":
+            semantic = {p: c.semantic for p, c in candidates.items()
+                        if c.semantic is not None and c.semantic >= threshold}
+            keyword = sorted((c for c in candidates.values()
+                              if c.keyword and c.keyword.score >= threshold),
+                             key=lambda c: (-c.keyword.score, c.keyword.bm25, c.photo_id))  # type: ignore[union-attr]
+            fused = reciprocal_rank_fusion(
+                [ranking(semantic), [c.photo_id for c in keyword]],  # type: ignore[arg-type]
+                [self.settings.search_semantic_weight, self.settings.search_keyword_weight],
+                self.settings.search_rrf_k)
+            for photo_id, score in fused.items():
+                candidates[photo_id].score = score
+                kept.append(candidates[photo_id])
+        else:
+            for candidate in candidates.values():
+                score = self._score(mode, candidate)
+                if score is not None and score >= threshold:
+                    candidate.score = score
+                    kept.append(candidate)
+        kept.sort(key=_Candidate.order)
+        return kept
+
+    def _score(self, mode: str, candidate: _Candidate) -> float | None:
+        keyword = candidate.keyword.score if candidate.keyword else None
+        if mode == "semantic":
+            return candidate.semantic
+        if mode == "keyword":
+            return keyword
+        return score_fusion(candidate.semantic, keyword, self.settings.search_semantic_weight,
+                            self.settings.search_keyword_weight)
+
+    def _newest_first(self, ranked: list[_Candidate]) -> list[_Candidate]:
+        """By date taken, newest first; undated photos last; equal dates keep relevance order."""
+        taken: dict[int, datetime | None] = {}
+        ids = [c.photo_id for c in ranked]
+        with self.db.read() as session:
+            for start in range(0, len(ids), _CHUNK):
+                taken.update(session.execute(select(Photo.id, Photo.taken_at)
+                                             .where(Photo.id.in_(ids[start : start + _CHUNK])))
+                              .all())
+        return sorted(ranked, key=lambda c: taken.get(c.photo_id) or datetime.min, reverse=True)
+
+    # -- similar photos ---------------------------------------------------------------------------
+    def similar(self, photo_id: int, k: int = 10) -> SimilarResults:
+        """The photos whose captions mean most nearly what this photo's caption means."""
+        index = self.index
+        with self.db.read() as session:
+            photo = session.get(Photo, photo_id, options=[selectinload(Photo.captions)])
+            if photo is None:
+                raise SimilarNotFound(f"no photo with id {photo_id}")
+            caption = repo.effective_caption(photo.captions)
+            stored = session.execute(select(Vector.vector).where(
+                Vector.photo_id == photo_id, Vector.embedder == index.embedder)).scalar()
+        if stored is None:
+            raise SimilarNotFound(f"photo {photo_id} has no caption vector yet; run `capdex index`")
+        vector = np.frombuffer(stored, dtype=np.float32)
+        found: list[tuple[int, float]] = []
+        fetch = k + 1
+        while True:
+            scores, ids = index.search(vector, fetch)
+            photo_of = self._photos_of_vectors([i for i in ids[0].tolist() if i >= 0])
+            found = [(photo_of[i], float(s)) for i, s in zip(ids[0].tolist(), scores[0].tolist(),
+                                                               strict=True)
+                     if i in photo_of and photo_of[i] != photo_id]
+            if len(found) >= k or fetch >= len(index):
+                break
+            fetch *= 2
+        # between two captions the plain cosine is the score: there is no query to calibrate
+        page = [_Candidate(pid, semantic=score, cosine=score, score=score)
+                for pid, score in found[:k]]
+        return SimilarResults(photo_id, caption.text if caption else None, self._hits(page))
+
+    # -- joins ----------------------------------------------------------------------------------
+    def _photos_of_vectors(self, vector_ids: list[int]) -> dict[int, int]:
+        """vector id → photo id, for photos that still have a file."""
+        return repo.photos_of_vectors(self.db, vector_ids)
+
+    def _vectors_of_photos(self, photo_ids: list[int], embedder: str) -> dict[int, int]:
+        """vector id → photo id for these photos' vectors of `embedder`."""
+        return repo.vectors_of_photos(self.db, photo_ids, embedder)
+
+    def _hits(self, page: list[_Candidate], request: SearchRequest | None = None) -> list[SearchHit]:
+        if not page:
+            return []
+        ids = [c.photo_id for c in page]
+        explained = {}
+        if request is not None and any(c.keyword for c in page):
+            explained = self.keyword.explain(request.q, [c.photo_id for c in page if c.keyword])
+        with self.db.read() as session:
+            photos = {p.id: p for p in session.scalars(
+                select(Photo).where(Photo.id.in_(ids))
+                .options(selectinload(Photo.files), selectinload(Photo.captions),
+                         selectinload(Photo.ocr)))}
+        hits = []
+        for candidate in page:
+            photo = photos.get(candidate.photo_id)
+            caption = repo.effective_caption(photo.captions) if photo else None
+            path = _shown_path(photo, request.folder if request else None) if photo else None
+            if photo is None or path is None or caption is None:
+                continue  # removed since the candidates were found
+            match: dict[str, object] = {}
+            if candidate.semantic is not None:
+                match["semantic"] = {"score": round(float(candidate.semantic), 4),
+                                     "cosine": _rounded(candidate.cosine)}
+            if candidate.keyword is not None:
+                why = explained.get(candidate.photo_id)
+                match["keyword"] = {"score": round(candidate.keyword.score, 4),
+                                    "terms": list(candidate.keyword.terms),
+                                    "snippet": why.snippet if why else None,
+                                    "fields": list(why.fields) if why else []}
+            camera = " ".join(x for x in (photo.camera_make, photo.camera_model) if x) or None
+            shown = (snippet(photo.ocr.text, request.q)
+                     if request is not None and photo.ocr is not None else None)
+            hits.append(SearchHit(photo.id, path, caption.text, round(float(candidate.score), 4),
+                                  caption.source, caption.captioner, photo.taken_at, camera,
+                                  match, shown))
+        return hits
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def _shown_path(photo: Photo, folder: str | None) -> str | None:
+    """The file people see: the first one inside the filtered folder, else the oldest one."""
+    if folder:
+        prefix = folder if folder == os.sep else folder + os.sep
+        for file in photo.files:
+            if file.path == folder or file.path.startswith(prefix):
+                return file.path
+    return repo.first_path(photo)

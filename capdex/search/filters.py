@@ -1,0 +1,44 @@
+"""Search filters as SQL: which photos a request may return (date taken, folder, camera,
+whether it shows text)."""
+
+from __future__ import annotations
+
+import os
+
+from sqlalchemy import Select, and_, func, or_, select
+
+from capdex.search.request import SearchRequest
+from capdex.store.models import File, OcrText, Photo
+
+
+def folder_condition(column, folder: str):  # type: ignore[no-untyped-def]
+    """`column` (a path) is `folder` itself or inside it — "/a/b" does not match "/a/bc"."""
+    if folder == os.sep:
+        return column.startswith(os.sep)
+    return or_(column == folder, column.startswith(folder + os.sep, autoescape=True))
+
+
+def allowed_photos(request: SearchRequest) -> Select | None:
+    """A select of the ids of photos (with a file) that pass the request's filters; None when
+    the request has no filters."""
+    if not request.filtered:
+        return None
+    conditions = []
+    if request.taken_after:
+        conditions.append(Photo.taken_at >= request.taken_after.start)
+    if request.taken_before:
+        bound = request.taken_before
+        conditions.append(Photo.taken_at < bound.end if bound.whole_day
+                          else Photo.taken_at <= bound.end)
+    if request.camera:
+        camera = func.lower(func.coalesce(Photo.camera_make, "") + " "
+                            + func.coalesce(Photo.camera_model, ""))
+        conditions.append(camera.contains(request.camera.lower(), autoescape=True))
+    if request.has_text is not None:
+        shows = select(OcrText.photo_id).where(OcrText.text != "")
+        conditions.append(Photo.id.in_(shows) if request.has_text else Photo.id.not_in(shows))
+    files = select(File.photo_id)
+    if request.folder:
+        files = files.where(folder_condition(File.path, request.folder))
+    conditions.append(Photo.id.in_(files))
+    return select(Photo.id).where(and_(*conditions))
