@@ -16,6 +16,7 @@ from sqlalchemy import select
 from capdex.embedder import Embedder
 from capdex.indexer.ocr import embedding_text, ocr_for_embedding
 from capdex.store import repo
+from capdex.store.words import embedded_words
 from capdex.store.db import Database
 from capdex.store.models import Caption, File, Vector
 
@@ -46,12 +47,15 @@ def effective_captions(session, photo_ids: list[int]) -> list[tuple[int, int, st
 
 def embedding_texts(session, photo_ids: list[int],  # type: ignore[no-untyped-def]
                     ocr_words: int) -> list[tuple[int, int, int | None, str]]:
-    """(photo id, caption id, OCR row id or None, text to embed): caption + the photo's text."""
+    """(photo id, caption id, OCR row id or None, text to embed): caption + embedded words +
+    the photo's text."""
     shown = ocr_for_embedding(session, photo_ids)
+    extra = embedded_words(session, photo_ids)
     out = []
     for photo_id, caption_id, caption in effective_captions(session, photo_ids):
         ocr_id, text = shown.get(photo_id, (None, ""))
-        out.append((photo_id, caption_id, ocr_id, embedding_text(caption, text, ocr_words)))
+        out.append((photo_id, caption_id, ocr_id,
+                    embedding_text(caption, text, ocr_words, extra.get(photo_id, ""))))
     return out
 
 

@@ -43,10 +43,12 @@ log = logging.getLogger(__name__)
 _CHUNK = 8
 
 
-def embedding_text(caption: str, ocr_text: str | None, max_words: int) -> str:
-    """What a photo's vector embeds: its caption, then the first `max_words` words it shows."""
-    words = (ocr_text or "").split()[:max_words]
-    return f"{caption} Text: {' '.join(words)}" if words else caption
+def embedding_text(caption: str, ocr_text: str | None, max_words: int, words: str = "") -> str:
+    """What a photo's vector embeds: its caption, the embedded words stages added ("two
+    people"; `capdex.store.words`), then the first `max_words` words it shows."""
+    head = f"{caption}, {words}" if words else caption
+    shown = (ocr_text or "").split()[:max_words]
+    return f"{head} Text: {' '.join(shown)}" if shown else head
 
 
 def ocr_for_embedding(session, photo_ids: list[int]) -> dict[int, tuple[int, str]]:  # type: ignore[no-untyped-def]

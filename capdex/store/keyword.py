@@ -30,10 +30,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TABLE = "photo_text"
-#: "ocr": the text the photo shows (migration 0005 adds it).
-COLUMNS = ("caption", "names", "folders", "camera", "ocr")
+#: "ocr": the text the photo shows (migration 0005); "words": what stages added — places,
+#: times, people (migration 0008, `capdex.store.words`).
+COLUMNS = ("caption", "names", "folders", "camera", "ocr", "words")
 #: BM25 column weights (caption words count most) — used to order photos of equal score.
-BM25_WEIGHTS = (1.0, 0.75, 0.5, 0.5, 0.75)
+BM25_WEIGHTS = (1.0, 0.75, 0.5, 0.5, 0.75, 0.75)
 MAX_TERMS = 32
 NEGLIGIBLE = 0.01  # share of a query's weight below which a word is not searched for
 #: Words that say nothing about what is in a photo ("photos of my cat" looks for "cat").

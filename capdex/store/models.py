@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -150,6 +151,27 @@ class OcrText(Base):
     confidence: Mapped[float | None] = mapped_column(Float)
     engine: Mapped[str] = mapped_column(String(100))
     engine_version: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PhotoWords(Base):
+    """Words a stage derived for a photo ("place", "time", "people", ...): one row per kind.
+
+    Keyword search reads them (`photo_text.words`, kept in sync by triggers, migration 0008);
+    `embedded` words also go into the photo's vector, which `capdex.store.words.set_words`
+    drops when they change so that it is embedded again. `version` says which engine or data
+    set made them, so a new one redoes the stage.
+    """
+
+    __tablename__ = "photo_words"
+    __table_args__ = (UniqueConstraint("photo_id", "kind", name="uq_photo_words_photo_kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    embedded: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
