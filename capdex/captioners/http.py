@@ -2,18 +2,17 @@
 `/v1/chat/completions` (`openai`) and Anthropic's Messages API `/v1/messages` (`anthropic`).
 
 Every failure ends as a CaptionerError that names the endpoint: a refused connection, a timeout,
-an error answer or an answer of the wrong shape. Connection failures, timeouts, 429, 5xx and
-Anthropic's 529 (overloaded) are retried with exponential backoff; other 4xx answers are not
-(retrying cannot fix them). API keys come only from the settings (the environment) and are never
-put in a message.
+an error answer or an answer of the wrong shape. Timeouts, retries and error messages are
+`capdex.http_json`'s, shared with the ask LLM. API keys come only from the settings (the
+environment) and are never put in a message.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from capdex import http_json
 from capdex.captioners import catalog, chat_cleanup, vision_llm
 from capdex.captioners.base import Captioner, CaptionerError
 from capdex.captioners.lifecycle import require
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
 
     from capdex.settings import Settings
 
-RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504, 529}
+RETRY_STATUS = http_json.RETRY_STATUS
 
 
 class _HttpCaptioner(Captioner):
@@ -73,59 +72,24 @@ class _HttpCaptioner(Captioner):
         return chat_cleanup.clean_caption(text)
 
     def _post(self, payload: dict[str, Any]) -> Any:
-        httpx = require("httpx", "http")
+        require("httpx", "http")
         headers = self.headers()
         if self._client is None:
+            import httpx
+
             self._client = httpx.Client(timeout=self.settings.captioner_timeout)
         s = self.settings
-        last_error = ""
-        for attempt in range(s.captioner_retries + 1):
-            if attempt:
-                time.sleep(s.captioner_retry_backoff * 2 ** (attempt - 1))
-            try:
-                response = self._client.post(self.url, json=payload, headers=headers)
-            except httpx.TimeoutException:
-                last_error = f"no answer within {s.captioner_timeout:g}s"
-                continue
-            except httpx.TransportError as exc:
-                last_error = f"cannot connect ({exc.__class__.__name__}: {exc})"
-                continue
-            if response.status_code in RETRY_STATUS:
-                last_error = f"HTTP {response.status_code}: {_error_message(response)}"
-                continue
-            if response.status_code >= 400:
-                raise CaptionerError(
-                    f"{self.name} endpoint {self.url} refused the request with HTTP "
-                    f"{response.status_code}: {_error_message(response)}"
-                )
-            try:
-                return response.json()
-            except ValueError:
-                raise CaptionerError(
-                    f"{self.url} did not answer with JSON: {response.text[:200]!r}"
-                ) from None
-        tries = s.captioner_retries + 1
-        raise CaptionerError(
-            f"{self.name} endpoint {self.url} failed after {tries} "
-            f"{'try' if tries == 1 else 'tries'}: {last_error}"
-        )
+        retry = http_json.Retry(s.captioner_timeout, s.captioner_retries, s.captioner_retry_backoff)
+        try:
+            return http_json.post_json(self._client, self.url, payload, headers, retry,
+                                       f"{self.name} endpoint")
+        except http_json.EndpointError as exc:
+            raise CaptionerError(str(exc)) from None
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
-
-
-def _error_message(response: Any) -> str:
-    """The error an Ollama/OpenAI/Anthropic-style server put in its body, or the start of it."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200].strip() or response.reason_phrase
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        error = error.get("message")
-    return str(error or body)[:200]
 
 
 class OllamaCaptioner(_HttpCaptioner):
