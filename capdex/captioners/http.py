@@ -50,17 +50,28 @@ class _HttpCaptioner(Captioner):
     def headers(self) -> dict[str, str]:
         return {}
 
-    def request_body(self, image: Image.Image) -> dict[str, Any]:
+    def request_body(self, image: Image.Image, prompt: str | None = None,
+                     max_tokens: int | None = None) -> dict[str, Any]:
+        """The chat for `image`: the caption instruction, or `prompt` (a question)."""
         raise NotImplementedError
 
     def answer_text(self, body: Any) -> str | None:
         raise NotImplementedError
 
+    answers_questions: ClassVar[bool] = True
+
     def caption_batch(self, images: Sequence[Image.Image]) -> list[str]:
         return [self._caption_one(image) for image in images]
 
+    def answer(self, image: Image.Image, question: str) -> str:
+        body = self._post(self.request_body(image, vision_llm.question_prompt(question),
+                                            self.settings.ask_max_tokens))
+        return vision_llm.clean_answer(self._text(body), self.settings)
+
     def _caption_one(self, image: Image.Image) -> str:
-        body = self._post(self.request_body(image))
+        return chat_cleanup.clean_caption(self._text(self._post(self.request_body(image))))
+
+    def _text(self, body: Any) -> str:
         try:
             text = self.answer_text(body)
         except (KeyError, IndexError, TypeError) as exc:
@@ -69,7 +80,7 @@ class _HttpCaptioner(Captioner):
             ) from None
         if not isinstance(text, str):
             raise CaptionerError(f"{self.url} answered without text: {str(body)[:200]}")
-        return chat_cleanup.clean_caption(text)
+        return text
 
     def _post(self, payload: dict[str, Any]) -> Any:
         require("httpx", "http")
@@ -96,19 +107,21 @@ class OllamaCaptioner(_HttpCaptioner):
     name: ClassVar[str] = "ollama"
     path: ClassVar[str] = "/api/chat"
 
-    def request_body(self, image: Image.Image) -> dict[str, Any]:
+    def request_body(self, image: Image.Image, prompt: str | None = None,
+                     max_tokens: int | None = None) -> dict[str, Any]:
         s = self.settings
+        prompt, max_tokens = prompt or vision_llm.prompt(s), max_tokens or s.llm_max_tokens
         return {
             "model": self.model,
             "stream": False,
             "messages": [
                 {
                     "role": "user",
-                    "content": vision_llm.prompt(s),
+                    "content": prompt,
                     "images": [vision_llm.jpeg_base64(image, s.captioner_image_max_side)],
                 }
             ],
-            "options": {"temperature": 0, "num_predict": s.llm_max_tokens},
+            "options": {"temperature": 0, "num_predict": max_tokens},
         }
 
     def answer_text(self, body: Any) -> str:
@@ -128,15 +141,17 @@ class OpenAICaptioner(_HttpCaptioner):
         key = self.settings.openai_api_key
         return {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
 
-    def request_body(self, image: Image.Image) -> dict[str, Any]:
+    def request_body(self, image: Image.Image, prompt: str | None = None,
+                     max_tokens: int | None = None) -> dict[str, Any]:
         s = self.settings
+        prompt, max_tokens = prompt or vision_llm.prompt(s), max_tokens or s.llm_max_tokens
         return {
             "model": self.model,
             "messages": [
                 {
                     "role": "user",
                     "content": [
-                        {"type": "text", "text": vision_llm.prompt(s)},
+                        {"type": "text", "text": prompt},
                         {
                             "type": "image_url",
                             "image_url": {
@@ -146,7 +161,7 @@ class OpenAICaptioner(_HttpCaptioner):
                     ],
                 }
             ],
-            "max_tokens": s.llm_max_tokens,
+            "max_tokens": max_tokens,
             "temperature": 0,
         }
 
@@ -179,11 +194,13 @@ class AnthropicCaptioner(_HttpCaptioner):
             )
         return headers
 
-    def request_body(self, image: Image.Image) -> dict[str, Any]:
+    def request_body(self, image: Image.Image, prompt: str | None = None,
+                     max_tokens: int | None = None) -> dict[str, Any]:
         s = self.settings
+        prompt, max_tokens = prompt or vision_llm.prompt(s), max_tokens or s.llm_max_tokens
         return {
             "model": self.model,
-            "max_tokens": s.llm_max_tokens,
+            "max_tokens": max_tokens,
             "temperature": 0,
             "messages": [
                 {
@@ -197,7 +214,7 @@ class AnthropicCaptioner(_HttpCaptioner):
                                 "data": vision_llm.jpeg_base64(image, s.captioner_image_max_side),
                             },
                         },
-                        {"type": "text", "text": vision_llm.prompt(s)},
+                        {"type": "text", "text": prompt},
                     ],
                 }
             ],

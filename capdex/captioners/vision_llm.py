@@ -21,6 +21,16 @@ def prompt(settings: Settings) -> str:
     return settings.llm_prompt.strip()
 
 
+def question_prompt(question: str) -> str:
+    """The instruction for a question about one photo (`Captioner.answer`)."""
+    return f"{question.strip()}\nAnswer from what this photo shows, in a sentence or two."
+
+
+def clean_answer(text: str, settings: Settings) -> str:
+    """A model's answer to a question, trimmed and no longer than answers may be."""
+    return text.strip()[: settings.ask_max_answer_chars]
+
+
 def prompt_tag(settings: Settings) -> str:
     """A short, stable name for the prompt, for captions' version strings."""
     return hashlib.sha256(prompt(settings).encode()).hexdigest()[:8]
