@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -27,7 +28,9 @@ def question_prompt(question: str) -> str:
 
 
 def clean_answer(text: str, settings: Settings) -> str:
-    """A model's answer to a question, trimmed and no longer than answers may be."""
+    """A model's answer to a question, trimmed, without control characters (it may be shown in
+    a terminal) and no longer than answers may be."""
+    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", "", text)
     return text.strip()[: settings.ask_max_answer_chars]
 
 

@@ -33,12 +33,13 @@ def test_http_captioners_send_the_question_with_the_photo(
     tmp_path: Path, llm_server: FakeLLMServer, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
-    llm_server.behaviour.caption = "  The sign says “STOP”.\n"
+    llm_server.behaviour.caption = "  The sign says “STOP”.\x1b[2J\n"
     settings = make_settings(tmp_path, name, captioner_endpoint=llm_server.url,
                              captioner_retry_backoff=0.01, ask_max_tokens=300)
     captioner = answerer(name, settings)
-    # Not cleaned like a caption: an answer keeps its own words.
-    assert captioner.answer(Image.new("RGB", (640, 480), "red"), QUESTION) == "The sign says “STOP”."
+    # Not cleaned like a caption: an answer keeps its own words (but no terminal escapes).
+    answer = captioner.answer(Image.new("RGB", (640, 480), "red"), QUESTION)
+    assert answer == "The sign says “STOP”.[2J"
     body = llm_server.requests[-1].body
     text = str(body["messages"])
     assert QUESTION in text and settings.llm_prompt not in text

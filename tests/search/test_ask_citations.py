@@ -21,6 +21,7 @@ ALLOWED = {3, 5, 12}
     ("Line one [#999]\n\nLine two [#3]", "Line one\n\nLine two [#3]", [3]),
     ("An unfinished citation at the end [#3", "An unfinished citation at the end [#3", []),
     ("Huge [#99999999999999999999999] id.", "Huge id.", []),
+    ("Red\x1b[31m alert\x07 [#3]\r\n\tok\x9b", "Red[31m alert [#3]\n\tok", [3]),
     ("Enormous [#" + "9" * 5000 + "] id.", "Enormous id.", []),
 ])
 def test_clean_answer(answer: str, cleaned: str, cited: list[int]) -> None:

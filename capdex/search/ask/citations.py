@@ -1,4 +1,5 @@
-"""Citations in an LLM's answer: `[#ID]` of photos it was shown stay, any other id is removed.
+"""Citations in an LLM's answer: `[#ID]` of photos it was shown stay, any other id is removed
+(and so do control characters).
 
 Works on a stream: a piece that may be the start of a citation (`[`, `[#4`, `[#4, #`) is held
 back until it is complete, so a reader never sees a citation that will be removed.
@@ -16,6 +17,9 @@ _OPENING = re.compile(r"\[\s*(?:#\s*\d*(?:\s*[,;]\s*#?\s*\d*)*\s*)?")
 _DIGITS = re.compile(r"\d+")
 #: Longest text held back waiting for a citation to complete.
 _MAX_HELD = 120
+#: Control characters other than tab and newline: an answer is shown in terminals, and a
+#: model (or a server posing as one) must not move the cursor or recolour the screen.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class CitationFilter:
@@ -34,7 +38,7 @@ class CitationFilter:
         self._spaces = ""  # spaces written but not yet shown: a removed citation drops them
 
     def feed(self, text: str) -> str:
-        self._held += text
+        self._held += _CONTROL.sub("", text)
         return self._drain(final=False)
 
     def finish(self) -> str:
