@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _warm_up(app.state.engine)
         yield
         app.state.jobs.shutdown()
+        ask_routes.close(app)
         db.close()
 
     app = FastAPI(title="capdex", version=__version__, lifespan=lifespan,

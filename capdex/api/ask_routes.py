@@ -231,3 +231,13 @@ def _answerer(request: Request, name: str):  # type: ignore[no-untyped-def]
         if name not in cache:
             cache[name] = answerer(name, state.settings)
         return cache[name]
+
+
+def close(app: Any) -> None:
+    """Let go of the LLM's and the answering captioners' connections and models (shutdown)."""
+    state = app.state
+    asker = getattr(state, "asker", None)
+    if asker is not None:
+        asker.close()
+    for captioner in (getattr(state, "answerers", None) or {}).values():
+        captioner.close()

@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
 
 def _ask_library(settings: Any, db: Any, question: str, k: int | None, as_json: bool) -> None:
     from capdex.api import cli
-    from capdex.search.ask import AskError, Asker, AskFailed, AskUnavailable
+    from capdex.search.ask import AskError, Asker, AskUnavailable
     from capdex.search.engine import SearchEngine
     from capdex.search.request import SearchRequestError
 
@@ -83,9 +83,7 @@ def _ask_library(settings: Any, db: Any, question: str, k: int | None, as_json: 
         else:
             typer.echo()
             _print_photos(exc.result.photos)
-        code = 2 if isinstance(exc, AskUnavailable) else 1
-        assert isinstance(exc, AskUnavailable | AskFailed)
-        cli._fail(str(exc), code)
+        cli._fail(str(exc), 2 if isinstance(exc, AskUnavailable) else 1)
 
 
 def _print_photos(photos: list[dict[str, Any]]) -> None:

@@ -92,6 +92,12 @@ class Asker:
                 self._llm = self._llm()
             return self._llm
 
+    def close(self) -> None:
+        """Close the LLM client's connections (if one was made)."""
+        with self._lock:
+            if isinstance(self._llm, ChatClient):
+                self._llm.close()
+
     def retrieve(self, question: str, k: int | None = None) -> _Retrieved:
         """The photos the question is about, as a search for it finds them (SearchRequestError
         for a blank or overlong question), and the prompt made of them."""
