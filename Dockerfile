@@ -13,7 +13,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2
 RUN pip install ${TORCH_SPEC}
 COPY pyproject.toml README.md ./
 COPY capdex ./capdex
-RUN pip install '.[postgres]'
+# http: the ollama/openai/anthropic captioners and the ask LLM talk to their servers with httpx.
+RUN pip install '.[postgres,http]'
 
 RUN useradd --create-home capdex && mkdir -p /data && chown capdex /data
 USER capdex

@@ -249,6 +249,53 @@ class Settings(BaseSettings):
         default=None, ge=1, description="spark.executor.cores: tasks one executor runs at once."
     )
 
+    # --- Ask your photos (issue 16): an LLM answers from the photos search retrieves -----------
+    # Reached over HTTP in a protocol capdex already speaks for captioning. It is configured
+    # when LLM_ENDPOINT is set, or LLM names a protocol with a known endpoint (ollama: local
+    # Ollama; openai: api.openai.com; anthropic: api.anthropic.com). Otherwise ask is
+    # unavailable (HTTP 503, exit 2) and says to set CAPDEX_LLM_ENDPOINT.
+    llm: Literal["openai", "ollama", "anthropic"] | None = Field(
+        default=None, description="Protocol of the ask LLM: openai (/v1/chat/completions, also "
+        "llama.cpp and vLLM servers), ollama (/api/chat) or anthropic (/v1/messages); default "
+        "openai when only an endpoint is set.",
+    )
+    llm_endpoint: str | None = Field(
+        default=None, description="Base URL of the ask LLM, e.g. http://127.0.0.1:11434 (Ollama) "
+        "or http://127.0.0.1:8080 (llama.cpp's server).",
+    )
+    llm_model: str | None = Field(
+        default=None, description="Model the ask LLM should use (default: the protocol's).",
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None, description="Key for the ask LLM (Bearer for openai, x-api-key for "
+        "anthropic); default: OPENAI_API_KEY / ANTHROPIC_API_KEY as the captioners read them.",
+    )
+    llm_timeout: float = Field(
+        default=300.0, gt=0.0, description="Seconds the ask LLM may take to answer, in all."
+    )
+    llm_retries: int = Field(
+        default=1, ge=0, le=10, description="Retries of the ask LLM before it answers, with "
+        "backoff (CAPTIONER_RETRY_BACKOFF).",
+    )
+    ask_k: int = Field(default=8, ge=1, le=50, description="Photos put before the LLM.")
+    ask_max_tokens: int = Field(
+        default=512, ge=16, le=8192, description="Most tokens an answer may have (ask, and "
+        "questions about one photo).",
+    )
+    ask_max_answer_chars: int = Field(
+        default=6000, ge=100, le=100_000, description="Longer answers are cut here.",
+    )
+    ask_text_chars: int = Field(
+        default=600, ge=0, le=10_000, description="Most characters of a photo's OCR text put "
+        "before the LLM.",
+    )
+
+    @field_validator("llm", "llm_endpoint", "llm_model", "llm_api_key", mode="before")
+    @classmethod
+    def _blank_llm_is_unset(cls, value: object) -> object:
+        # CAPDEX_LLM= in a compose file or .env means "none", as an unset variable does
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("data_dir", mode="before")
     @classmethod
     def _expand(cls, value: object) -> object:

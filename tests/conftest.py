@@ -51,7 +51,10 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
     """No test reads the user's data dir, settings or the network."""
     for var in ("CAPDEX_DATA_DIR", "CAPDEX_DATABASE_URL", "CAPDEX_CAPTIONER", "CAPDEX_EMBEDDER",
                 "CAPDEX_API_KEY", "CAPDEX_PHOTO_ROOTS", "CAPDEX_CORS_ORIGINS", "CAPDEX_HOST",
-                "CAPDEX_SPARK_MASTER", "CAPDEX_SPARK_PYTHON", "CAPDEX_SPARK_EXECUTOR_DATA_DIR"):
+                "CAPDEX_SPARK_MASTER", "CAPDEX_SPARK_PYTHON", "CAPDEX_SPARK_EXECUTOR_DATA_DIR",
+                "CAPDEX_LLM", "CAPDEX_LLM_ENDPOINT", "CAPDEX_LLM_MODEL", "CAPDEX_LLM_API_KEY",
+                "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "CAPDEX_OPENAI_API_KEY",
+                "CAPDEX_ANTHROPIC_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -46,3 +46,16 @@ def test_ollama_is_optional_and_is_the_captioner_endpoint(compose: dict) -> None
     assert "ollama" not in capdex.get("depends_on", {})  # capdex starts without the profile
     assert "http://ollama:11434" in capdex["environment"]["CAPDEX_CAPTIONER_ENDPOINT"]
     assert "profiles" not in capdex and "profiles" not in compose["services"]["postgres"]
+
+
+def test_the_ask_llm_is_passed_through_and_off_by_default(compose: dict) -> None:
+    from capdex.settings import Settings
+
+    environment = compose["services"]["capdex"]["environment"]
+    for name in ("CAPDEX_LLM", "CAPDEX_LLM_ENDPOINT", "CAPDEX_LLM_MODEL", "CAPDEX_LLM_API_KEY"):
+        assert environment[name] == f"${{{name}:-}}"
+    # What compose passes when they are unset: blank values, which mean "no LLM".
+    blank = Settings(**{name.removeprefix("CAPDEX_").lower(): "" for name in
+                        ("CAPDEX_LLM", "CAPDEX_LLM_ENDPOINT", "CAPDEX_LLM_MODEL",
+                         "CAPDEX_LLM_API_KEY")})
+    assert blank.llm is blank.llm_endpoint is blank.llm_model is blank.llm_api_key is None

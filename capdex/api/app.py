@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 
-from capdex.api import job_routes, photo_routes, photos
+from capdex.api import ask_routes, job_routes, photo_routes, photos
 from capdex.api.errors import install_error_handling
 from capdex.api.jobs import JobRunner
 from capdex.api.schemas import CaptionIn, Health, PhotoOut, SearchOut, SimilarOut, StatusOut
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _warm_up(app.state.engine)
         yield
         app.state.jobs.shutdown()
+        ask_routes.close(app)
         db.close()
 
     app = FastAPI(title="capdex", version=__version__, lifespan=lifespan,
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handling(app)
     app.include_router(photo_routes.router)
     app.include_router(job_routes.router)
+    app.include_router(ask_routes.router)
     mount_web(app)
 
     def engine(request: Request) -> SearchEngine:

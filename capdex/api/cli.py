@@ -479,6 +479,10 @@ from capdex.api.cli_spark import register as _register_spark  # noqa: E402
 
 _register_spark(app)
 
+from capdex.api.cli_ask import register as _register_ask  # noqa: E402
+
+_register_ask(app)
+
 
 def main() -> None:
     app()

@@ -5,6 +5,7 @@ from capdex.captioners.base import (
     CaptionerError,
     MissingDependencyError,
     ModelNotInstalledError,
+    QuestionsNotSupported,
 )
 from capdex.captioners.registry import captioner_class, create, names, register
 
@@ -13,6 +14,7 @@ __all__ = [
     "CaptionerError",
     "MissingDependencyError",
     "ModelNotInstalledError",
+    "QuestionsNotSupported",
     "captioner_class",
     "create",
     "names",

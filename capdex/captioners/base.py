@@ -24,6 +24,10 @@ class MissingDependencyError(CaptionerError):
     """An optional Python package is not installed; the message names the extra to install."""
 
 
+class QuestionsNotSupported(CaptionerError):
+    """This captioner takes no prompt, so it cannot answer a question about a photo."""
+
+
 class Captioner(ABC):
     """Captions a batch of RGB PIL images.
 
@@ -41,6 +45,8 @@ class Captioner(ABC):
     batch_size: ClassVar[int] = 8
     #: Square side (pixels) the model looks at; decoders may shrink images to about this size.
     input_size: ClassVar[int | None] = None
+    #: True for models that take a prompt (vision LLMs), which implement `answer`.
+    answers_questions: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -62,6 +68,12 @@ class Captioner(ABC):
     def caption(self, image: Image.Image) -> str:
         """Caption a single image."""
         return self.caption_batch([image])[0]
+
+    def answer(self, image: Image.Image, question: str) -> str:
+        """Answer a question about one image ("what does the sign say?"). Only captioners that
+        take a prompt can (`answers_questions`); the others raise QuestionsNotSupported."""
+        raise QuestionsNotSupported(f"the {self.name} captioner cannot answer questions about "
+                                    f"a photo: it takes no prompt")
 
     def close(self) -> None:
         """Free the model's memory. The captioner loads it again if used afterwards."""

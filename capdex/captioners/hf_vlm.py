@@ -46,14 +46,14 @@ class HfVlmCaptioner(TransformersCaptioner):
     def version(self) -> str:  # type: ignore[override]
         return f"{self.name}:{self.model_label}@{self.weights};{self.dtype};{self.words_settings()}"
 
-    def messages(self) -> list[dict[str, Any]]:
+    def messages(self, prompt: str | None = None) -> list[dict[str, Any]]:
         """One user turn: the photo, then the instruction (the order the model cards use)."""
         return [
             {
                 "role": "user",
                 "content": [
                     {"type": "image"},
-                    {"type": "text", "text": vision_llm.prompt(self.settings)},
+                    {"type": "text", "text": prompt or vision_llm.prompt(self.settings)},
                 ],
             }
         ]
@@ -93,25 +93,40 @@ class HfVlmCaptioner(TransformersCaptioner):
             tokenizer.pad_token = tokenizer.eos_token
         loaded.processor, loaded.model, loaded.tokenizer = processor, model, tokenizer
 
+    answers_questions: ClassVar[bool] = True
+
     def generate(self, loaded: Loaded, images: list[Image.Image]) -> list[str]:
+        texts = self._chat(loaded, images, vision_llm.prompt(self.settings),
+                           self.settings.llm_max_tokens)
+        return [chat_cleanup.clean_caption(text) for text in texts]
+
+    def answer(self, image: Image.Image, question: str) -> str:
+        s = self.settings
+        with self._model.use() as loaded, loaded.torch.inference_mode():
+            (text,) = self._chat(loaded, [image], vision_llm.question_prompt(question),
+                                 s.ask_max_tokens)
+        return vision_llm.clean_answer(text, s)
+
+    def _chat(self, loaded: Loaded, images: list[Image.Image], prompt: str,
+              max_new_tokens: int) -> list[str]:
+        """The model's replies (greedy) to `prompt` about each image."""
         processor, tokenizer = loaded.processor, loaded.tokenizer
-        prompt = processor.apply_chat_template(self.messages(), add_generation_prompt=True)
+        text = processor.apply_chat_template(self.messages(prompt), add_generation_prompt=True)
         # Templates that write BOS themselves must not get a second one from the tokenizer.
         bos = tokenizer.bos_token
         inputs = processor(
-            text=[prompt] * len(images),
+            text=[text] * len(images),
             images=[[vision_llm.bounded(image, IMAGE_MAX_SIDE)] for image in images],
             padding=True,
-            add_special_tokens=not (bos and prompt.startswith(bos)),
+            add_special_tokens=not (bos and text.startswith(bos)),
             return_tensors="pt",
         )
         output = loaded.model.generate(
             **loaded.pixels(inputs),
-            max_new_tokens=self.settings.llm_max_tokens,
+            max_new_tokens=max_new_tokens,
             do_sample=False,
             num_beams=1,
             pad_token_id=tokenizer.pad_token_id,
         )
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
-        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        return [chat_cleanup.clean_caption(text) for text in texts]
+        return tokenizer.batch_decode(new_tokens, skip_special_tokens=True)

@@ -2,18 +2,17 @@
 `/v1/chat/completions` (`openai`) and Anthropic's Messages API `/v1/messages` (`anthropic`).
 
 Every failure ends as a CaptionerError that names the endpoint: a refused connection, a timeout,
-an error answer or an answer of the wrong shape. Connection failures, timeouts, 429, 5xx and
-Anthropic's 529 (overloaded) are retried with exponential backoff; other 4xx answers are not
-(retrying cannot fix them). API keys come only from the settings (the environment) and are never
-put in a message.
+an error answer or an answer of the wrong shape. Timeouts, retries and error messages are
+`capdex.http_json`'s, shared with the ask LLM. API keys come only from the settings (the
+environment) and are never put in a message.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from capdex import http_json
 from capdex.captioners import catalog, chat_cleanup, vision_llm
 from capdex.captioners.base import Captioner, CaptionerError
 from capdex.captioners.lifecycle import require
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
 
     from capdex.settings import Settings
 
-RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504, 529}
+RETRY_STATUS = http_json.RETRY_STATUS
 
 
 class _HttpCaptioner(Captioner):
@@ -51,17 +50,28 @@ class _HttpCaptioner(Captioner):
     def headers(self) -> dict[str, str]:
         return {}
 
-    def request_body(self, image: Image.Image) -> dict[str, Any]:
+    def request_body(self, image: Image.Image, prompt: str | None = None,
+                     max_tokens: int | None = None) -> dict[str, Any]:
+        """The chat for `image`: the caption instruction, or `prompt` (a question)."""
         raise NotImplementedError
 
     def answer_text(self, body: Any) -> str | None:
         raise NotImplementedError
 
+    answers_questions: ClassVar[bool] = True
+
     def caption_batch(self, images: Sequence[Image.Image]) -> list[str]:
         return [self._caption_one(image) for image in images]
 
+    def answer(self, image: Image.Image, question: str) -> str:
+        body = self._post(self.request_body(image, vision_llm.question_prompt(question),
+                                            self.settings.ask_max_tokens))
+        return vision_llm.clean_answer(self._text(body), self.settings)
+
     def _caption_one(self, image: Image.Image) -> str:
-        body = self._post(self.request_body(image))
+        return chat_cleanup.clean_caption(self._text(self._post(self.request_body(image))))
+
+    def _text(self, body: Any) -> str:
         try:
             text = self.answer_text(body)
         except (KeyError, IndexError, TypeError) as exc:
@@ -70,45 +80,22 @@ class _HttpCaptioner(Captioner):
             ) from None
         if not isinstance(text, str):
             raise CaptionerError(f"{self.url} answered without text: {str(body)[:200]}")
-        return chat_cleanup.clean_caption(text)
+        return text
 
     def _post(self, payload: dict[str, Any]) -> Any:
-        httpx = require("httpx", "http")
+        require("httpx", "http")
         headers = self.headers()
         if self._client is None:
+            import httpx
+
             self._client = httpx.Client(timeout=self.settings.captioner_timeout)
         s = self.settings
-        last_error = ""
-        for attempt in range(s.captioner_retries + 1):
-            if attempt:
-                time.sleep(s.captioner_retry_backoff * 2 ** (attempt - 1))
-            try:
-                response = self._client.post(self.url, json=payload, headers=headers)
-            except httpx.TimeoutException:
-                last_error = f"no answer within {s.captioner_timeout:g}s"
-                continue
-            except httpx.TransportError as exc:
-                last_error = f"cannot connect ({exc.__class__.__name__}: {exc})"
-                continue
-            if response.status_code in RETRY_STATUS:
-                last_error = f"HTTP {response.status_code}: {_error_message(response)}"
-                continue
-            if response.status_code >= 400:
-                raise CaptionerError(
-                    f"{self.name} endpoint {self.url} refused the request with HTTP "
-                    f"{response.status_code}: {_error_message(response)}"
-                )
-            try:
-                return response.json()
-            except ValueError:
-                raise CaptionerError(
-                    f"{self.url} did not answer with JSON: {response.text[:200]!r}"
-                ) from None
-        tries = s.captioner_retries + 1
-        raise CaptionerError(
-            f"{self.name} endpoint {self.url} failed after {tries} "
-            f"{'try' if tries == 1 else 'tries'}: {last_error}"
-        )
+        retry = http_json.Retry(s.captioner_timeout, s.captioner_retries, s.captioner_retry_backoff)
+        try:
+            return http_json.post_json(self._client, self.url, payload, headers, retry,
+                                       f"{self.name} endpoint")
+        except http_json.EndpointError as exc:
+            raise CaptionerError(str(exc)) from None
 
     def close(self) -> None:
         if self._client is not None:
@@ -116,35 +103,25 @@ class _HttpCaptioner(Captioner):
             self._client = None
 
 
-def _error_message(response: Any) -> str:
-    """The error an Ollama/OpenAI/Anthropic-style server put in its body, or the start of it."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200].strip() or response.reason_phrase
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        error = error.get("message")
-    return str(error or body)[:200]
-
-
 class OllamaCaptioner(_HttpCaptioner):
     name: ClassVar[str] = "ollama"
     path: ClassVar[str] = "/api/chat"
 
-    def request_body(self, image: Image.Image) -> dict[str, Any]:
+    def request_body(self, image: Image.Image, prompt: str | None = None,
+                     max_tokens: int | None = None) -> dict[str, Any]:
         s = self.settings
+        prompt, max_tokens = prompt or vision_llm.prompt(s), max_tokens or s.llm_max_tokens
         return {
             "model": self.model,
             "stream": False,
             "messages": [
                 {
                     "role": "user",
-                    "content": vision_llm.prompt(s),
+                    "content": prompt,
                     "images": [vision_llm.jpeg_base64(image, s.captioner_image_max_side)],
                 }
             ],
-            "options": {"temperature": 0, "num_predict": s.llm_max_tokens},
+            "options": {"temperature": 0, "num_predict": max_tokens},
         }
 
     def answer_text(self, body: Any) -> str:
@@ -164,15 +141,17 @@ class OpenAICaptioner(_HttpCaptioner):
         key = self.settings.openai_api_key
         return {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
 
-    def request_body(self, image: Image.Image) -> dict[str, Any]:
+    def request_body(self, image: Image.Image, prompt: str | None = None,
+                     max_tokens: int | None = None) -> dict[str, Any]:
         s = self.settings
+        prompt, max_tokens = prompt or vision_llm.prompt(s), max_tokens or s.llm_max_tokens
         return {
             "model": self.model,
             "messages": [
                 {
                     "role": "user",
                     "content": [
-                        {"type": "text", "text": vision_llm.prompt(s)},
+                        {"type": "text", "text": prompt},
                         {
                             "type": "image_url",
                             "image_url": {
@@ -182,7 +161,7 @@ class OpenAICaptioner(_HttpCaptioner):
                     ],
                 }
             ],
-            "max_tokens": s.llm_max_tokens,
+            "max_tokens": max_tokens,
             "temperature": 0,
         }
 
@@ -215,11 +194,13 @@ class AnthropicCaptioner(_HttpCaptioner):
             )
         return headers
 
-    def request_body(self, image: Image.Image) -> dict[str, Any]:
+    def request_body(self, image: Image.Image, prompt: str | None = None,
+                     max_tokens: int | None = None) -> dict[str, Any]:
         s = self.settings
+        prompt, max_tokens = prompt or vision_llm.prompt(s), max_tokens or s.llm_max_tokens
         return {
             "model": self.model,
-            "max_tokens": s.llm_max_tokens,
+            "max_tokens": max_tokens,
             "temperature": 0,
             "messages": [
                 {
@@ -233,7 +214,7 @@ class AnthropicCaptioner(_HttpCaptioner):
                                 "data": vision_llm.jpeg_base64(image, s.captioner_image_max_side),
                             },
                         },
-                        {"type": "text", "text": vision_llm.prompt(s)},
+                        {"type": "text", "text": prompt},
                     ],
                 }
             ],

@@ -74,32 +74,40 @@ class MoondreamCaptioner(Captioner):
         except (ValueError, RuntimeError, OSError) as exc:
             raise CaptionerError(f"llama.cpp cannot load {text_model}: {exc}") from exc
 
+    answers_questions: ClassVar[bool] = True
+
     def caption_batch(self, images: Sequence[Image.Image]) -> list[str]:
-        captions = []
+        s = self.settings
         with self._model.use() as llm:
-            for image in images:
-                url = vision_llm.data_url(image, IMAGE_MAX_SIDE)
-                messages = [
-                    {
-                        "role": "user",
-                        "content": [
-                            {"type": "image_url", "image_url": {"url": url}},
-                            {"type": "text", "text": vision_llm.prompt(self.settings)},
-                        ],
-                    }
-                ]
-                try:
-                    answer = llm.create_chat_completion(
-                        messages=messages,
-                        max_tokens=self.settings.llm_max_tokens,
-                        temperature=0.0,
-                        seed=0,
-                    )
-                except (ValueError, RuntimeError) as exc:
-                    raise CaptionerError(f"Moondream failed on an image: {exc}") from exc
-                text = answer["choices"][0]["message"]["content"] or ""
-                captions.append(chat_cleanup.clean_caption(text))
-        return captions
+            return [chat_cleanup.clean_caption(
+                        self._chat(llm, image, vision_llm.prompt(s), s.llm_max_tokens))
+                    for image in images]
+
+    def answer(self, image: Image.Image, question: str) -> str:
+        s = self.settings
+        with self._model.use() as llm:
+            text = self._chat(llm, image, vision_llm.question_prompt(question), s.ask_max_tokens)
+        return vision_llm.clean_answer(text, s)
+
+    def _chat(self, llm: Any, image: Image.Image, prompt: str, max_tokens: int) -> str:
+        """One turn: the photo, then `prompt`; the model's reply (greedy)."""
+        url = vision_llm.data_url(image, IMAGE_MAX_SIDE)
+        messages = [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": url}},
+                    {"type": "text", "text": prompt},
+                ],
+            }
+        ]
+        try:
+            answer = llm.create_chat_completion(
+                messages=messages, max_tokens=max_tokens, temperature=0.0, seed=0
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise CaptionerError(f"Moondream failed on an image: {exc}") from exc
+        return answer["choices"][0]["message"]["content"] or ""
 
     def warm_up(self) -> None:
         with self._model.use():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,6 +20,18 @@ JPEG_QUALITY = 90
 
 def prompt(settings: Settings) -> str:
     return settings.llm_prompt.strip()
+
+
+def question_prompt(question: str) -> str:
+    """The instruction for a question about one photo (`Captioner.answer`)."""
+    return f"{question.strip()}\nAnswer from what this photo shows, in a sentence or two."
+
+
+def clean_answer(text: str, settings: Settings) -> str:
+    """A model's answer to a question, trimmed, without control characters (it may be shown in
+    a terminal) and no longer than answers may be."""
+    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", "", text)
+    return text.strip()[: settings.ask_max_answer_chars]
 
 
 def prompt_tag(settings: Settings) -> str:

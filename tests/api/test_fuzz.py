@@ -16,6 +16,7 @@ from capdex.settings import Settings
 from capdex.indexer.pipeline import Indexer
 from capdex.store.db import Database
 from tests.api.serving import configured, serving
+from tests.llm.fixtures import _chat_stub_server, chat_stub  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 #: Per operation and generation mode; with a fixed seed this is a bounded, repeatable run.
@@ -23,9 +24,11 @@ MAX_EXAMPLES = int(os.environ.get("CAPDEX_FUZZ_EXAMPLES", "40"))
 
 
 @pytest.fixture
-def server(settings: Settings, colour_folder: Path, embedder, colour_captioner) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def server(settings: Settings, colour_folder: Path, embedder, colour_captioner,  # type: ignore[no-untyped-def]
+           chat_stub) -> Iterator[str]:
     Indexer(settings, Database(settings.db_url), embedder=embedder).run([colour_folder])
-    app = create_app(configured(settings, photo_roots=[colour_folder]))
+    # Ask needs an LLM (without one it is a documented 503): the stub on loopback answers.
+    app = create_app(configured(settings, photo_roots=[colour_folder], llm_endpoint=chat_stub.url))
     with serving(app) as url:
         yield url
         app.state.jobs.shutdown()

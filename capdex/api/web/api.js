@@ -71,6 +71,25 @@ export async function request(path, { method = "GET", params, body, signal } = {
 }
 
 /**
+ * POST JSON and return the response unread, for answers that stream (server-sent events);
+ * throws ApiError on any non-2xx answer, with the server's JSON body as `error.body`.
+ */
+export async function postStream(path, body, signal) {
+  const extra = { "Content-Type": "application/json", Accept: "text/event-stream" };
+  const response = await withKey(() => fetch(path, {
+    method: "POST", signal, headers: headers(extra), body: JSON.stringify(body),
+  }));
+  if (!response.ok) {
+    let data = null;
+    try { data = await response.json(); } catch { /* not JSON */ }
+    const error = new ApiError(response.status, reason(data, response.status));
+    error.body = data;
+    throw error;
+  }
+  return response;
+}
+
+/**
  * Show the image at `url` in `img`. Without a key the browser loads it natively (lazy, cached);
  * with a key the page fetches it with the X-API-Key header and shows it as a blob: URL, so the key
  * never appears in a URL (and so never in logs or history).
@@ -148,6 +167,8 @@ export async function capabilities() {
     recaption: has("/api/photos/{photo_id}/recaption", "post"),
     captioners: has("/api/captioners", "get"),
     jobs: has("/api/jobs", "get"),
+    ask: has("/api/ask", "post"),
+    askPhoto: has("/api/photos/{photo_id}/ask", "post"),
   };
 }
 

@@ -2,6 +2,7 @@
 // and the index panel. Plain ES modules, no build step.
 
 import { ApiError, capabilities, onKeyNeeded, request } from "./api.js";
+import { AskPanel, PhotoQuestion } from "./ask.js";
 import { card, enableGridKeys } from "./grid.js";
 import { StatusPanel } from "./status.js";
 import { Viewer } from "./viewer.js";
@@ -239,6 +240,8 @@ async function main() {
     },
   });
   const panel = new StatusPanel({ caps: state.caps, captioners, onJobFinished: () => refreshKeepingPlace() });
+  new AskPanel({ caps: state.caps });
+  new PhotoQuestion({ caps: state.caps, captioners });
 
   const input = $("q");
   const live = debounce(search, DEBOUNCE_MS);

@@ -94,6 +94,7 @@ export class Viewer {
     img.alt = photo.caption || fileName(photo.path);
     showImage(img, `/api/photos/${photo.id}/preview`);
     this.render(photo);
+    this.dialog.dispatchEvent(new CustomEvent("photo-shown", { detail: photo }));
     $("viewer-prev").hidden = !this.neighbour(photo.id, -1);
     $("viewer-next").hidden = !this.neighbour(photo.id, 1);
     if (this.caps.similar) this.loadSimilar(photo.id, token);

@@ -1,0 +1,23 @@
+"""The stub chat LLM as a fixture: one server per session, reset before each test. Test modules
+that need it import `chat_stub` from here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.llm.chat_stub import ChatStub
+
+
+@pytest.fixture(scope="session")
+def _chat_stub_server() -> Iterator[ChatStub]:
+    server = ChatStub().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def chat_stub(_chat_stub_server: ChatStub) -> ChatStub:
+    _chat_stub_server.reset()
+    return _chat_stub_server
