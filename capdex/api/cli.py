@@ -10,28 +10,33 @@ from typing import Annotated, Any
 
 import typer
 
+from capdex.api.cli_help import PlainGroup
+
 app = typer.Typer(
     name="capdex",
     help="Caption every photo in a folder tree and search the captions in plain language.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=PlainGroup,
+    rich_markup_mode=None,
 )
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", envvar="CAPDEX_DATA_DIR", help="Where capdex keeps its database, "
-                 "index, thumbnails and models (default: $XDG_DATA_HOME/capdex)."),
+    typer.Option("--data-dir", metavar="DIR", envvar="CAPDEX_DATA_DIR",
+                 show_default="$XDG_DATA_HOME/capdex or ~/.local/share/capdex",
+                 help="Where the index is kept (database, vectors, thumbnails, models)."),
 ]
-CaptionerOpt = Annotated[str | None, typer.Option("--captioner", "-c", help="Captioning model "
-                         "(see `capdex models list`); default: tagger.")]
-ModelPathOpt = Annotated[Path | None, typer.Option("--model-path", help="Use the captioner's model "
-                         "files from this folder instead of the data dir.")]
+CaptionerOpt = Annotated[str | None, typer.Option("--captioner", "-c", metavar="NAME",
+                         help="Captioning model (`capdex models list`); default: tagger.")]
+ModelPathOpt = Annotated[Path | None, typer.Option("--model-path", metavar="DIR",
+                         help="Load the captioner's model files from DIR.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-EndpointOpt = Annotated[str | None, typer.Option("--endpoint", help="Base URL for HTTP "
-                        "captioners (ollama, openai, anthropic).")]
-ModelOpt = Annotated[str | None, typer.Option("--model", help="Model name for HTTP captioners, "
-                     "or a hub id for hf-vlm.")]
+EndpointOpt = Annotated[str | None, typer.Option("--endpoint", metavar="URL",
+                        help="Base URL of an HTTP captioner (ollama, openai, anthropic).")]
+ModelOpt = Annotated[str | None, typer.Option("--model", metavar="NAME",
+                     help="Model of an HTTP captioner, or a hub id for hf-vlm.")]
 
 
 def _settings(**overrides: Any):  # type: ignore[no-untyped-def]
@@ -74,30 +79,29 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log mor
 
 @app.command()
 def index(
-    paths: Annotated[list[Path], typer.Argument(help="Folders (or single photos) to index.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...",
+                                                help="Folders (or single photos) to index.")],
     data_dir: DataDir = None,
     captioner: CaptionerOpt = None,
     model_path: ModelPathOpt = None,
     endpoint: EndpointOpt = None,
     model: ModelOpt = None,
-    recaption: Annotated[bool, typer.Option(help="Re-caption machine captions made by another "
-                         "captioner or version (human captions are never touched).")] = False,
-    reembed: Annotated[bool, typer.Option(help="Re-embed every caption with the current embedder "
-                       "(a different CAPDEX_EMBEDDER is picked up without this).")] = False,
-    write_xmp: Annotated[bool, typer.Option("--write-xmp", help="Write machine captions into XMP "
-                         "sidecars (IMG.jpg.xmp); never over a person's caption, never into "
-                         "the photo.")] = False,
-    retry_failed: Annotated[bool, typer.Option(help="Retry files that failed before even if "
-                            "they have not changed (e.g. after raising a limit).")] = False,
-    watch: Annotated[bool, typer.Option("--watch", help="After indexing, keep watching and index "
-                     "new, changed, moved and deleted photos as they happen (Ctrl-C stops).")] = False,
+    recaption: Annotated[bool, typer.Option("--recaption", help="Caption again what another "
+                         "model (or version) captioned; human captions stay.")] = False,
+    reembed: Annotated[bool, typer.Option("--reembed", help="Embed every caption again "
+                       "(a new CAPDEX_EMBEDDER is picked up without this).")] = False,
+    write_xmp: Annotated[bool, typer.Option("--write-xmp", help="Write machine captions into "
+                         "XMP sidecars (IMG.jpg.xmp), never over a person's.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Retry files that failed "
+                            "before, even if unchanged.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Then keep indexing what is added, "
+                     "changed, moved or deleted (Ctrl-C stops).")] = False,
     poll: Annotated[bool, typer.Option("--poll", help="With --watch: poll instead of OS events "
-                    "(network shares, where other machines' changes raise no events).")] = False,
-    batch_size: Annotated[int | None, typer.Option(min=1, max=1024, help="Images per captioning "
-                          "batch (default: the captioner's).")] = None,
-    ocr: Annotated[bool | None, typer.Option("--ocr/--no-ocr", help="Read the text photos show "
-                   "(OCR), searchable with the caption; on unless CAPDEX_OCR=false. A new OCR "
-                   "engine version redoes OCR only.")] = None,
+                    "(network shares).")] = False,
+    batch_size: Annotated[int | None, typer.Option(min=1, max=1024, metavar="N", help="Images "
+                          "per captioning batch (default: the captioner's).")] = None,
+    ocr: Annotated[bool | None, typer.Option("--ocr/--no-ocr", help="Read the text photos show, "
+                   "to search it too (default: on, or CAPDEX_OCR).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Caption and embed new or changed photos; forget deleted ones. Safe to re-run any time.
@@ -216,21 +220,26 @@ class _progress:
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help='What to look for, e.g. "dog on the beach".')],
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="How many results.")] = 10,
-    offset: Annotated[int, typer.Option(min=0, help="Skip this many results (paging).")] = 0,
-    mode: Annotated[str | None, typer.Option(help="hybrid (default), semantic (by meaning) or "
-                    "keyword (by words).")] = None,
-    min_score: Annotated[float | None, typer.Option(min=-1.0, max=1.0, help="Drop results "
-                         "scoring below this (default from the settings).")] = None,
-    sort: Annotated[str, typer.Option(help="relevance, or date (newest first).")] = "relevance",
-    taken_after: Annotated[str | None, typer.Option(help="Only photos taken on or after this "
-                           "ISO date (EXIF date taken).")] = None,
-    taken_before: Annotated[str | None, typer.Option(help="Only photos taken on or before this "
-                            "ISO date.")] = None,
-    folder: Annotated[Path | None, typer.Option(help="Only photos under this folder.")] = None,
-    camera: Annotated[str | None, typer.Option(help="Only photos whose camera make or model "
-                      "contains this.")] = None,
+    query: Annotated[str, typer.Argument(metavar="QUERY",
+                                         help='What to look for, e.g. "dog on the beach".')],
+    k: Annotated[int, typer.Option("-k", "--limit", min=1, max=1000, metavar="N",
+                                   help="How many results.")] = 10,
+    offset: Annotated[int, typer.Option(min=0, metavar="N", show_default=False,
+                                        help="Skip the first N results (paging).")] = 0,
+    mode: Annotated[str | None, typer.Option(metavar="MODE", help="hybrid (words and meaning, "
+                    "the default), semantic or keyword.")] = None,
+    min_score: Annotated[float | None, typer.Option(min=-1.0, max=1.0, metavar="SCORE",
+                         help="Hide results scoring below SCORE (default: 0.2).")] = None,
+    sort: Annotated[str, typer.Option(metavar="ORDER", show_default=False,
+                                      help="relevance (default) or date (newest first).")] = "relevance",
+    taken_after: Annotated[str | None, typer.Option(metavar="DATE", help="Only photos taken on "
+                           "or after DATE (YYYY-MM-DD).")] = None,
+    taken_before: Annotated[str | None, typer.Option(metavar="DATE", help="Only photos taken "
+                            "on or before DATE.")] = None,
+    folder: Annotated[Path | None, typer.Option(metavar="DIR",
+                                                help="Only photos under DIR.")] = None,
+    camera: Annotated[str | None, typer.Option(metavar="TEXT", help="Only photos whose camera "
+                      "make or model contains TEXT.")] = None,
     has_text: Annotated[bool | None, typer.Option("--has-text/--no-text", help="Only photos "
                         "that show text (OCR), or only those that do not.")] = None,
     data_dir: DataDir = None,
@@ -284,8 +293,10 @@ def _print_hits(hits) -> None:  # type: ignore[no-untyped-def]
 
 @app.command()
 def similar(
-    photo_id: Annotated[int, typer.Argument(help="The photo's id (see `search --json`).")],
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="How many photos.")] = 10,
+    photo_id: Annotated[int, typer.Argument(metavar="ID",
+                                            help="The photo's id (see `search --json`).")],
+    k: Annotated[int, typer.Option("-k", "--limit", min=1, max=1000, metavar="N",
+                                   help="How many photos.")] = 10,
     data_dir: DataDir = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -309,9 +320,10 @@ def similar(
 
 @app.command(name="eval")
 def evaluate(
-    queries: Annotated[Path, typer.Argument(help='JSON list of {"q": query, "rel": [file names]}.')],
-    min_score: Annotated[float | None, typer.Option(min=-1.0, max=1.0, help="Cut-off to use "
-                         "(default from the settings).")] = None,
+    queries: Annotated[Path, typer.Argument(metavar="FILE", help='JSON list of {"q": query, '
+                                            '"rel": [file names]}.')],
+    min_score: Annotated[float | None, typer.Option(min=-1.0, max=1.0, metavar="SCORE",
+                         help="Cut-off to use (default: the settings').")] = None,
     data_dir: DataDir = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -370,7 +382,8 @@ def errors(data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def caption(
-    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A photo file.")],
+    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="PHOTO",
+                                          help="A photo file.")],
     captioner: CaptionerOpt = None,
     model_path: ModelPathOpt = None,
     endpoint: EndpointOpt = None,
@@ -397,9 +410,10 @@ def caption(
 
 @app.command("caption-set")
 def caption_set(
-    photo_id: Annotated[int, typer.Argument(help="The photo's id (from search results or the API).")],
-    text: Annotated[str | None, typer.Argument(help="The caption. It outranks machine captions "
-                    "and no re-captioning ever replaces it.")] = None,
+    photo_id: Annotated[int, typer.Argument(metavar="ID", help="The photo's id (from search "
+                                            "results or the API).")],
+    text: Annotated[str | None, typer.Argument(metavar="TEXT", help="The caption: it outranks "
+                    "machine captions, and re-captioning never replaces it.")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the human caption; the machine "
                      "caption speaks again.")] = False,
     data_dir: DataDir = None,
@@ -437,12 +451,14 @@ def caption_set(
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port.")] = None,
-    photo_root: Annotated[list[Path] | None, typer.Option("--photo-root", help="A folder the "
-                          "web page may index (repeatable; adds to CAPDEX_PHOTO_ROOTS).")] = None,
-    insecure: Annotated[bool, typer.Option("--insecure", help="Allow listening on a "
-                        "non-loopback address without an API key (CAPDEX_API_KEY).")] = False,
+    host: Annotated[str | None, typer.Option(metavar="ADDRESS", help="Address to listen on "
+                    "(default: 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, metavar="PORT",
+                                             help="Port (default: 8000).")] = None,
+    photo_root: Annotated[list[Path] | None, typer.Option("--photo-root", metavar="DIR",
+                          help="A folder the web page may index (repeatable).")] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Listen beyond this machine "
+                        "without an API key (CAPDEX_API_KEY).")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Serve the web page at / and the JSON API (docs at /docs)."""
