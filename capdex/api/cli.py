@@ -60,6 +60,56 @@ def _database(settings):  # type: ignore[no-untyped-def]
         _fail(str(exc))
 
 
+class _NoIndex(Exception):
+    """The data dir holds no index, or an empty one; the message says where and what to do."""
+
+
+def _indexed_database(settings, photos: bool = True):  # type: ignore[no-untyped-def]
+    """The database of an existing index (holding photos, unless `photos` is False); exits 1
+    saying so when there is none.
+
+    A command that reads the index must not create one: a search in the wrong data dir would
+    otherwise leave an empty database behind and answer "No matching photos.".
+    """
+    try:
+        return _open_indexed(settings, photos)
+    except _NoIndex as exc:
+        _fail(str(exc), code=1)
+
+
+def _open_indexed(settings, photos: bool = True):  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.db_url)
+    where = f"in {settings.data_dir}" if settings.database_url is None else f"at {url!r}"
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).is_file():
+        raise _NoIndex(f"no index {where} yet (0 photos)" + _how_to_index(settings))
+    db = _database(settings)
+    if not photos:
+        return db
+    from capdex.store.models import File
+
+    with db.read() as session:
+        files = session.scalar(select(func.count(File.id))) or 0
+    if not files:
+        raise _NoIndex(f"the index {where} holds no photos yet" + _how_to_index(settings))
+    return db
+
+
+def _how_to_index(settings) -> str:  # type: ignore[no-untyped-def]
+    """What to run instead: index a folder, or point at the data dir that `make run` filled."""
+    hint = ". Index a folder first: capdex index ~/Pictures"
+    local = Path.cwd() / ".capdex-data"
+    if (local / "capdex.db").is_file() and local.resolve() != settings.data_dir.resolve():
+        hint += (f"\n`make run` indexed into {local}; to search it:\n"
+                 f"    export CAPDEX_DATA_DIR={local}")
+    else:
+        hint += " (or pass --data-dir, or set CAPDEX_DATA_DIR, where you indexed before)"
+    return hint
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.echo(f"capdex: error: {message}", err=True)
     raise typer.Exit(code)
@@ -229,7 +279,7 @@ def search(
     mode: Annotated[str | None, typer.Option(metavar="MODE", help="hybrid (words and meaning, "
                     "the default), semantic or keyword.")] = None,
     min_score: Annotated[float | None, typer.Option(min=-1.0, max=1.0, metavar="SCORE",
-                         help="Hide results scoring below SCORE (default: 0.2).")] = None,
+                         help="Hide results scoring below SCORE (default: 0.3).")] = None,
     sort: Annotated[str, typer.Option(metavar="ORDER", show_default=False,
                                       help="relevance (default) or date (newest first).")] = "relevance",
     taken_after: Annotated[str | None, typer.Option(metavar="DATE", help="Only photos taken on "
@@ -257,7 +307,8 @@ def search(
     except SearchRequestError as exc:
         _fail(str(exc))
     settings = _settings(data_dir=data_dir)
-    engine = SearchEngine(settings, _database(settings))
+    db = _indexed_database(settings)
+    engine = SearchEngine(settings, db)
     try:
         results = engine.search(request)
     except SearchUnavailable as exc:
@@ -268,11 +319,26 @@ def search(
     for note in results.notes:
         typer.echo(f"note: {note}", err=True)
     if not results.results:
-        typer.echo("No matching photos.")
+        typer.echo(_nothing_found(settings, db, request))
         return
     _print_hits(results.results)
     shown = request.offset + len(results.results)
     typer.echo(f"{request.offset + 1}-{shown} of {results.total} ({results.mode})")
+
+
+def _nothing_found(settings, db, request) -> str:  # type: ignore[no-untyped-def]
+    """Why a search came back empty: how many photos it looked at, and what to try."""
+    from capdex.store import repo
+
+    from capdex.embedder import canonical_name
+
+    photos = repo.counts(db, canonical_name(settings.embedder)).photos
+    cut = settings.min_score if request.min_score is None else request.min_score
+    line = (f'No photos match "{request.q}" among the {photos} photo{"s" * (photos != 1)} '
+            f"indexed in {settings.data_dir}")
+    if request.offset:
+        return line + f" past the first {request.offset}."
+    return line + f" (cut-off {cut:g}; `--min-score 0` shows weaker matches)."
 
 
 def _print_hits(hits) -> None:  # type: ignore[no-untyped-def]
@@ -304,7 +370,7 @@ def similar(
     from capdex.search.engine import SearchEngine, SimilarNotFound
 
     settings = _settings(data_dir=data_dir)
-    engine = SearchEngine(settings, _database(settings))
+    engine = SearchEngine(settings, _indexed_database(settings))
     try:
         results = engine.similar(photo_id, k=k)
     except SimilarNotFound as exc:
@@ -337,7 +403,7 @@ def evaluate(
     except EvalFileError as exc:
         _fail(str(exc))
     settings = _settings(data_dir=data_dir)
-    engine = SearchEngine(settings, _database(settings))
+    engine = SearchEngine(settings, _indexed_database(settings))
     modes = ("hybrid", "semantic", "keyword") if engine.keyword.available else ("semantic",)
     reports = run(engine, items, modes, min_score)
     if as_json:
@@ -352,7 +418,15 @@ def status(data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
     from capdex.api.status import status as get_status
 
     settings = _settings(data_dir=data_dir)
-    data = get_status(settings, _database(settings))
+    try:
+        data = get_status(settings, _open_indexed(settings, photos=False))
+    except _NoIndex as exc:
+        if as_json:  # scripts get the numbers: nothing here yet
+            _print_json({"photos": 0, "files": 0, "vectors": 0, "captions": 0, "errors": 0,
+                         "data_dir": str(settings.data_dir), "note": str(exc)})
+        else:
+            typer.echo(f"capdex: {exc}", err=True)
+        raise typer.Exit(1) from None
     if as_json:
         _print_json(data)
     else:
@@ -368,7 +442,7 @@ def errors(data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
     from capdex.store.models import IndexingError
 
     settings = _settings(data_dir=data_dir)
-    with _database(settings).read() as session:
+    with _indexed_database(settings, photos=False).read() as session:
         rows = session.scalars(select(IndexingError).order_by(IndexingError.path)).all()
     if as_json:
         _print_json({"errors": [{"path": r.path, "reason": r.reason, "when": r.created_at,
@@ -427,7 +501,7 @@ def caption_set(
     if clear == (text is not None):
         _fail("give either a caption or --clear")
     settings = _settings(data_dir=data_dir)
-    db = _database(settings)
+    db = _indexed_database(settings)
     embedder = get_embedder(settings)
     try:
         if clear:

@@ -1,0 +1,85 @@
+"""What a new user meets first: searching where nothing is indexed says so, creates nothing, and
+points at the data dir that `make run` filled."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from capdex.api.cli import app
+
+runner = CliRunner()
+
+
+def capdex(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def indexed(colour_folder: Path, data_dir: Path, colour_captioner) -> Path:  # type: ignore[no-untyped-def]
+    code, _, err = capdex("index", str(colour_folder), "--data-dir", str(data_dir),
+                          "--captioner", "test-colour")
+    assert code == 0, err
+    return data_dir
+
+
+@pytest.mark.parametrize("command", [["search", "a cat"], ["search", "a cat", "--json"],
+                                     ["similar", "1"], ["errors"], ["caption-set", "1", "x"]])
+def test_reading_a_missing_index_says_so_and_creates_nothing(tmp_path: Path,
+                                                             command: list[str]) -> None:
+    missing = tmp_path / "nowhere"
+    code, out, err = capdex(*command, "--data-dir", str(missing))
+    assert code == 1, (out, err)
+    assert f"no index in {missing} yet" in err and "capdex index" in err
+    assert not missing.exists()  # no empty database left behind
+
+
+def test_the_default_data_dir_is_named_too(tmp_path: Path) -> None:
+    code, _, err = capdex("search", "a cat")  # XDG_DATA_HOME points into tmp_path (conftest)
+    assert code == 1 and str(tmp_path / "xdg" / "capdex") in err
+    assert not (tmp_path / "xdg").exists()
+
+
+def test_status_of_a_missing_index(tmp_path: Path) -> None:
+    code, out, err = capdex("status", "--data-dir", str(tmp_path / "nowhere"))
+    assert code == 1 and "no index in" in err and not out
+    code, out, _ = capdex("status", "--json", "--data-dir", str(tmp_path / "nowhere"))
+    data = json.loads(out)
+    assert code == 1 and data["photos"] == 0 and "capdex index" in data["note"]
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_an_index_without_photos_says_so(tmp_path: Path, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "empty").mkdir()
+    code, _, _ = capdex("index", str(tmp_path / "empty"), "--data-dir", str(tmp_path / "d"),
+                        "--captioner", "test-colour")
+    assert code == 0
+    code, _, err = capdex("search", "a cat", "--data-dir", str(tmp_path / "d"))
+    assert code == 1 and "holds no photos yet" in err and "capdex index" in err
+    code, out, _ = capdex("status", "--json", "--data-dir", str(tmp_path / "d"))
+    assert code == 0 and json.loads(out)["photos"] == 0  # it exists: status reports it
+
+
+def test_no_match_says_how_many_photos_were_searched(indexed: Path) -> None:
+    code, out, _ = capdex("search", "zebra crossing", "--data-dir", str(indexed))
+    assert code == 0
+    assert out.startswith('No photos match "zebra crossing" among the 6 photos indexed in '
+                          f"{indexed}")
+    assert "--min-score 0" in out
+
+
+def test_the_hint_points_at_make_runs_data_dir(tmp_path: Path, indexed: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(indexed, project / ".capdex-data")
+    monkeypatch.chdir(project)
+    code, _, err = capdex("search", "red", "--data-dir", str(tmp_path / "other"))
+    assert code == 1
+    assert f"export CAPDEX_DATA_DIR={project / '.capdex-data'}" in err
+    code, out, _ = capdex("search", "red", "--data-dir", str(project / ".capdex-data"))
+    assert code == 0 and "red.jpg" in out
