@@ -429,9 +429,13 @@ def status(data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
         raise typer.Exit(1) from None
     if as_json:
         _print_json(data)
-    else:
-        for key, value in data.items():
-            typer.echo(f"{key:>10}: {value}")
+        return
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{name} {n}" for name, n in value.items()) or "-"
+        elif key == "captioner":
+            value = f"{value} (the default for photos indexed next)"
+        typer.echo(f"{key.replace('_', ' '):>12}: {value}")
 
 
 @app.command()

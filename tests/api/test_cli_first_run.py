@@ -83,3 +83,25 @@ def test_the_hint_points_at_make_runs_data_dir(tmp_path: Path, indexed: Path,
     assert f"export CAPDEX_DATA_DIR={project / '.capdex-data'}" in err
     code, out, _ = capdex("search", "red", "--data-dir", str(project / ".capdex-data"))
     assert code == 0 and "red.jpg" in out
+
+
+def test_status_says_which_models_wrote_the_captions(indexed: Path, tmp_path: Path) -> None:
+    from capdex.captioners import registry
+    from tests.api.fakes import WordsCaptioner
+    from tests.conftest import write_colour_photo
+
+    registry.register(WordsCaptioner)
+    write_colour_photo(tmp_path / "more" / "green.jpg", "green", seed=7)
+    code, _, err = capdex("index", str(tmp_path / "more"), "--data-dir", str(indexed),
+                          "--captioner", "test-words")
+    assert code == 0, err
+    code, _, _ = capdex("caption-set", "1", "my own words", "--data-dir", str(indexed))
+    assert code == 0
+    code, out, _ = capdex("status", "--json", "--data-dir", str(indexed))
+    data = json.loads(out)
+    # the default stays what the settings say; what wrote the captions is counted apart
+    assert data["captioner"] == "tagger"
+    assert data["captioned_by"] == {"test-colour": 6, "test-words": 1, "human": 1}
+    code, out, _ = capdex("status", "--data-dir", str(indexed))
+    assert "captioned by: test-colour 6, test-words 1, human 1" in out
+    assert "captioner: tagger (the default for photos indexed next)" in out
