@@ -466,24 +466,65 @@ def caption(
     model_path: ModelPathOpt = None,
     endpoint: EndpointOpt = None,
     model: ModelOpt = None,
+    ocr: Annotated[bool | None, typer.Option("--ocr/--no-ocr", help="Also read the text the "
+                   "photo shows, as indexing does (default: on, or CAPDEX_OCR).")] = None,
     data_dir: DataDir = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Caption one photo and print the caption (nothing is stored)."""
+    """Caption one photo and print the caption, and the text it shows (nothing is stored).
+
+    The caption is the first line; the text OCR read follows, labelled, as `capdex index`
+    would store it.
+    """
     from capdex.images import ImageLoadError, load_image
     from capdex.captioners import CaptionerError, registry
 
     settings = _settings(data_dir=data_dir, captioner=captioner, model_path=model_path,
-                         captioner_endpoint=endpoint, captioner_model=model)
+                         captioner_endpoint=endpoint, captioner_model=model, ocr=ocr)
     _check_captioner(settings)
     model_obj = registry.create(settings.captioner, settings)
     try:
         picture = load_image(image, max_pixels=settings.max_image_pixels,
                              size_hint=model_obj.input_size)
-        typer.echo(model_obj.caption(picture))
+        text = model_obj.caption(picture)
+        read = _read_text(image, settings) if settings.ocr else None
     except ImageLoadError as exc:
         _fail(f"{image}: {exc}")
     except CaptionerError as exc:
         _fail(str(exc))
+    if as_json:
+        _print_json({"caption": text, "captioner": settings.captioner,
+                     "text": read.text if read else None,
+                     "text_confidence": read.confidence if read else None})
+        return
+    typer.echo(text)
+    if read is None:
+        return
+    if not read.text:
+        typer.echo("Text in the photo (OCR): none found")
+        return
+    confidence = f", {read.confidence:.0%} confident" if read.confidence is not None else ""
+    typer.echo(f"Text in the photo (OCR{confidence}):")
+    for line in read.text.splitlines():
+        typer.echo(f"  {line}")
+
+
+def _read_text(image: Path, settings):  # type: ignore[no-untyped-def]
+    """The text `image` shows, read as the indexer's OCR stage reads it (same size, engine and
+    confidence cut); a missing OCR engine is a clear error naming what to install."""
+    from capdex.captioners.ocr import OcrUnavailable, shared_engine
+    from capdex.images import decode_image
+
+    side = settings.ocr_max_side
+    picture = decode_image(image, max_pixels=settings.max_image_pixels,
+                           size_hint=(1, side)).image
+    if max(picture.size) > side:
+        picture = picture.copy()
+        picture.thumbnail((side, side))
+    try:
+        return shared_engine(settings.ocr_min_confidence).read(picture)
+    except OcrUnavailable as exc:
+        _fail(f"{exc} (or pass --no-ocr)")
 
 
 @app.command("caption-set")

@@ -105,3 +105,31 @@ def test_status_says_which_models_wrote_the_captions(indexed: Path, tmp_path: Pa
     code, out, _ = capdex("status", "--data-dir", str(indexed))
     assert "captioned by: test-colour 6, test-words 1, human 1" in out
     assert "captioner: tagger (the default for photos indexed next)" in out
+
+
+def test_caption_prints_the_text_ocr_read_too(tmp_path: Path, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+    """`capdex caption page.png`: the caption first, then the text, labelled (real RapidOCR)."""
+    from capdex.samples import SAMPLES, write_samples
+
+    page = next(p for p in write_samples(tmp_path / "photos", [s for s in SAMPLES
+                                                               if s.filename == "page-of-text.png"]))
+    data = ["--captioner", "test-colour", "--data-dir", str(tmp_path / "d")]
+    code, out, err = capdex("caption", str(page), *data)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "a plain white picture"
+    assert lines[1].startswith("Text in the photo (OCR, ") and lines[1].endswith("% confident):")
+    assert lines[2] == "  Region-based segmentation"
+    code, out, _ = capdex("caption", str(page), *data, "--json")
+    reply = json.loads(out)
+    assert reply["caption"] == "a plain white picture" and "markers of the coins" in reply["text"]
+    assert 0 < reply["text_confidence"] <= 1
+    code, out, _ = capdex("caption", str(page), *data, "--no-ocr")
+    assert out == "a plain white picture\n"
+    assert not (tmp_path / "d").exists()  # nothing stored
+
+
+def test_caption_says_when_a_photo_shows_no_text(colour_folder: Path, tmp_path: Path, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = capdex("caption", str(colour_folder / "red.jpg"), "--captioner", "test-colour",
+                          "--data-dir", str(tmp_path / "d"))
+    assert code == 0 and out == "a plain red picture\nText in the photo (OCR): none found\n"
