@@ -121,10 +121,8 @@ def _print_json(data: object) -> None:
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 @app.command()
@@ -239,13 +237,23 @@ def _check_captioner(settings) -> None:  # type: ignore[no-untyped-def]
         _fail(str(exc))
 
 
-class _progress:
-    """A rich progress bar on a terminal, nothing otherwise; yields the indexer's callback."""
+_STAGES = {"scan": "looking for photos", "hash": "checking files", "caption": "captioning",
+           "ocr": "reading text", "embed": "indexing captions"}
 
-    def __init__(self, enabled: bool) -> None:
+
+class _progress:
+    """One transient progress line on a terminal (the stage in hand), nothing otherwise; yields
+    the indexer's callback.
+
+    One line, not a bar per stage: the stages take turns, and a stack of bars left finished
+    stages (and the last "embed 0/1" frame) on screen around the summary.
+    """
+
+    def __init__(self, enabled: bool, console=None) -> None:  # type: ignore[no-untyped-def]
         self.enabled = enabled
+        self.console = console
         self._bar = None
-        self._tasks: dict[str, Any] = {}
+        self._task: Any = None
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         if not self.enabled:
@@ -253,15 +261,19 @@ class _progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
         self._bar = Progress("[bold]{task.description}", BarColumn(), MofNCompleteColumn(),
-                             TimeRemainingColumn(), transient=True)
+                             TimeRemainingColumn(), transient=True, console=self.console)
         self._bar.start()
+        self._task = self._bar.add_task("starting", total=None)
         return self._update
 
     def _update(self, stage: str, done: int, total: int) -> None:
         assert self._bar is not None
-        if stage not in self._tasks:
-            self._tasks[stage] = self._bar.add_task(stage, total=total)
-        self._bar.update(self._tasks[stage], completed=done, total=total)
+        label = _STAGES.get(stage, stage)
+        task = self._bar.tasks[0]
+        if task.description != label:  # a new stage: its own count and time estimate
+            self._bar.reset(self._task, description=label, total=total, completed=done)
+        else:
+            self._bar.update(self._task, completed=done, total=total)
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
@@ -602,7 +614,9 @@ def _run_server(settings) -> None:  # type: ignore[no-untyped-def]
 
     # h11 stops reading a request head that stays incomplete past 64 KiB; the app itself
     # refuses heads over 32 KiB (431) and bodies over CAPDEX_MAX_REQUEST_BYTES (413).
+    # One log line per request (every thumbnail of a page) only with --verbose.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                access_log=logging.getLogger().isEnabledFor(logging.INFO),
                 h11_max_incomplete_event_size=64 * 1024)
 
 
