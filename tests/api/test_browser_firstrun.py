@@ -201,6 +201,9 @@ def test_captioner_lists_offer_only_what_can_run(browser: Any, server: str) -> N
     assert "test-colour" not in offered["unavailable"]
     with page_of(browser, server, **DESKTOP) as page:
         page.locator("#status-button").click()
+        counts = page.locator("#status-counts")
+        expect(counts).to_contain_text("Captioned by" "test-colour 7", timeout=TIMEOUT)
+        expect(counts).to_contain_text("Default captioner" "test-colour")
         options = page.locator("#index-captioner option").all_inner_texts()
         assert "test-colour" in options and "blip-base" not in options
         others = page.locator("#index-unavailable")

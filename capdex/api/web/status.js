@@ -99,8 +99,12 @@ export class StatusPanel {
     button.classList.toggle("busy", Boolean(this.running));
     const counts = $("status-counts");
     counts.replaceChildren();
+    // What wrote the stored captions, and the model new photos get (they can differ).
+    const by = Object.entries(status.captioned_by || {}).map(([name, n]) => `${name} ${n}`);
     const rows = [["Photos", status.photos], ["Searchable", status.vectors],
-      ["Not readable", status.errors], ["Captioner", status.captioner, true]];
+      ["Not readable", status.errors],
+      ...(by.length ? [["Captioned by", by.join(", "), true]] : []),
+      [by.length ? "Default captioner" : "Captioner", status.captioner, true]];
     for (const [label, value, text] of rows) {
       const div = document.createElement("div");
       const dd = Object.assign(document.createElement("dd"), { textContent: String(value) });
