@@ -1,6 +1,6 @@
-"""Plain `--help` for the `capdex` command, laid out the way click-based CLIs such as `llm` or
-`pip` read at 80 columns: `Usage: capdex search [OPTIONS] QUERY`, `-k, --limit N`, one short line
-per option, no boxes.
+"""Plain `--help` for the `capdex` command, laid out as click-based CLIs such as `llm` read at
+80 columns: `Usage: capdex search [OPTIONS] QUERY`, `-k, --limit N`, one short line per option,
+no boxes.
 
 Typer's own help boxes every section with rich and names values by their Python types
 (`<int range>`, `<list[Path]>`, `{query}`), which squeezes descriptions to ~20 characters on an
