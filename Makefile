@@ -28,6 +28,9 @@ sample-photos: install
 run: install
 	@if [ "$(PHOTOS)" = "$(CURDIR)/.sample-photos" ]; then $(BIN)/python -m capdex.samples $(PHOTOS); fi
 	$(BIN)/capdex index $(PHOTOS)
+	@echo "To use the command line on this index, in another terminal here:"
+	@echo "    source $(VENV)/bin/activate && export CAPDEX_DATA_DIR=$(CAPDEX_DATA_DIR)"
+	@echo '    capdex search "a cat"'
 	$(BIN)/capdex serve --host $(HOST) --port $(PORT) --photo-root $(PHOTOS)
 
 test: install

@@ -4,7 +4,12 @@ scikit-image, scikit-learn and matplotlib ship a few real photographs as package
 their bytes gives a small, varied folder to index without any download. Licences are as their
 packages state them (see `SAMPLES`).
 
-    python -m capdex.samples DIR    # writes the photos into DIR and prints their paths
+`SHOWN` are the scenes `make run` indexes: things a person photographs, which the default tagger
+names and the OCR reads. The rest of `SAMPLES` are texture and test images (gravel, grass, a
+retina, blurred clock) that it cannot name: the tests keep them, as hard cases.
+
+    python -m capdex.samples DIR        # writes the shown photos into DIR
+    python -m capdex.samples DIR --all  # ... and the hard ones
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import hashlib
 import importlib.util
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +38,7 @@ class Sample:
     resource: str  # path inside `module`
     shows: str
     licence: str
+    shown: bool = True  # written for `make run`; False: a hard case kept for the tests
 
 
 _SKIMAGE_NOTE = "as stated in skimage.data.{}'s docstring"
@@ -59,6 +66,7 @@ SAMPLES: tuple[Sample, ...] = (
         "greyscale photo of a wall clock, blurred by moving the camera",
         "public domain, released by the photographer Stefan van der Walt; "
         + _SKIMAGE_NOTE.format("clock"),
+        shown=False,
     ),
     Sample(
         "coffee-cup.png", "scikit-image", "skimage", "data/coffee.png",
@@ -69,11 +77,13 @@ SAMPLES: tuple[Sample, ...] = (
         "greek-coins.png", "scikit-image", "skimage", "data/coins.png",
         "greyscale photo of Greek coins from Pompeii on a grey background (Brooklyn Museum)",
         "no known copyright restrictions; " + _SKIMAGE_NOTE.format("coins"),
+        shown=False,
     ),
     Sample(
         "hubble-deep-field.jpg", "scikit-image", "skimage", "data/hubble_deep_field.jpg",
         "the Hubble eXtreme Deep Field: hundreds of distant galaxies on black",
         "public domain (NASA, HubbleSite); " + _SKIMAGE_NOTE.format("hubble_deep_field"),
+        shown=False,
     ),
     Sample(
         "red-motorcycle.png", "scikit-image", "skimage", "data/motorcycle_left.png",
@@ -90,27 +100,32 @@ SAMPLES: tuple[Sample, ...] = (
         "human-retina.jpg", "scikit-image", "skimage", "data/retina.jpg",
         "fundus photograph of a human retina: orange disc with blood vessels, on black",
         "CC0 1.0 (Wikimedia Commons); " + _SKIMAGE_NOTE.format("retina"),
+        shown=False,
     ),
     Sample(
         "brick-wall.png", "scikit-image", "skimage", "data/brick.png",
         "greyscale photo of a brick wall",
         "CC0 (CC0Textures); " + _SKIMAGE_NOTE.format("brick"),
+        shown=False,
     ),
     Sample(
         "grass.png", "scikit-image", "skimage", "data/grass.png",
         "greyscale close-up of grass",
         "CC0 (DeviantArt, linolafett); " + _SKIMAGE_NOTE.format("grass"),
+        shown=False,
     ),
     Sample(
         "gravel.png", "scikit-image", "skimage", "data/gravel.png",
         "greyscale close-up of gravel",
         "CC0 (CC0Textures); " + _SKIMAGE_NOTE.format("gravel"),
+        shown=False,
     ),
     Sample(
         "handwritten-text.png", "scikit-image", "skimage", "data/text.png",
         "greyscale close-up of handwritten maths on lined paper, at an angle",
         "public domain, no known copyright restrictions (Wikipedia File:Corner.png); "
         + _SKIMAGE_NOTE.format("text"),
+        shown=False,
     ),
     Sample(
         "page-of-text.png", "scikit-image", "skimage", "data/page.png",
@@ -160,14 +175,19 @@ def _same_bytes(a: Path, b: Path) -> bool:
     return hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
 
 
-def write_samples(dest: Path) -> list[Path]:
-    """Copy every sample photo into `dest` (created if needed) and return their paths.
+SHOWN: tuple[Sample, ...] = tuple(sample for sample in SAMPLES if sample.shown)
+
+
+def write_samples(dest: Path, samples: Sequence[Sample] = SAMPLES,
+                  changed: list[Path] | None = None) -> list[Path]:
+    """Copy sample photos (default: all of them) into `dest` (created if needed) and return
+    their paths; those actually (re)written are appended to `changed`.
 
     Idempotent: files already holding the right bytes are left alone (mtimes unchanged, so an
     indexer sees nothing new); others are replaced atomically.
     """
     dest = Path(dest)
-    sources = [(sample, _source(sample)) for sample in SAMPLES]  # fail before writing anything
+    sources = [(sample, _source(sample)) for sample in samples]  # fail before writing anything
     dest.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for sample, source in sources:
@@ -179,6 +199,8 @@ def write_samples(dest: Path) -> list[Path]:
                 os.replace(tmp, target)
             finally:
                 tmp.unlink(missing_ok=True)
+            if changed is not None:
+                changed.append(target)
         written.append(target)
     return written
 
@@ -189,13 +211,21 @@ def main(argv: list[str] | None = None) -> int:
         description="Write capdex's sample photos (from installed packages) into a folder.",
     )
     parser.add_argument("dest", type=Path, help="folder to write the photos into")
+    parser.add_argument("--all", action="store_true",
+                        help="also the hard test images (textures, a retina, a blurred clock)")
+    parser.add_argument("--list", action="store_true", help="print every photo's path")
     args = parser.parse_args(argv)
+    changed: list[Path] = []
     try:
-        paths = write_samples(args.dest)
+        paths = write_samples(args.dest, SAMPLES if args.all else SHOWN, changed)
     except SamplesUnavailableError as exc:
         parser.exit(1, f"error: {exc}\n")
-    for path in paths:
-        print(path)
+    if args.list:
+        for path in paths:
+            print(path)
+    else:  # one line, not a path per photo on every `make run`
+        news = f"{len(changed)} written" if changed else "all already there"
+        print(f"{len(paths)} sample photos in {args.dest} ({news})")
     return 0
 
 

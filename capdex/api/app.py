@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi_offline import FastAPIOffline
 from fastapi.responses import FileResponse
 
 from capdex.api import ask_routes, job_routes, photo_routes, photos
@@ -58,8 +59,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ask_routes.close(app)
         db.close()
 
-    app = FastAPI(title="capdex", version=__version__, lifespan=lifespan,
-                  description="Search photos by what their captions say.")
+    # /docs and /redoc with their scripts and styles served from the fastapi-offline package
+    # under /docs-assets, not from a CDN: they work on a machine without internet.
+    app = FastAPIOffline(title="capdex", version=__version__, lifespan=lifespan,
+                         description="Search photos by what their captions say.",
+                         static_url="/docs-assets")
     app.state.settings = settings
     install_security(app, settings)
     install_error_handling(app)

@@ -10,28 +10,33 @@ from typing import Annotated, Any
 
 import typer
 
+from capdex.api.cli_help import PlainGroup
+
 app = typer.Typer(
     name="capdex",
     help="Caption every photo in a folder tree and search the captions in plain language.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=PlainGroup,
+    rich_markup_mode=None,
 )
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", envvar="CAPDEX_DATA_DIR", help="Where capdex keeps its database, "
-                 "index, thumbnails and models (default: $XDG_DATA_HOME/capdex)."),
+    typer.Option("--data-dir", metavar="DIR", envvar="CAPDEX_DATA_DIR",
+                 show_default="$XDG_DATA_HOME/capdex or ~/.local/share/capdex",
+                 help="Where the index is kept (database, vectors, thumbnails, models)."),
 ]
-CaptionerOpt = Annotated[str | None, typer.Option("--captioner", "-c", help="Captioning model "
-                         "(see `capdex models list`); default: tagger.")]
-ModelPathOpt = Annotated[Path | None, typer.Option("--model-path", help="Use the captioner's model "
-                         "files from this folder instead of the data dir.")]
+CaptionerOpt = Annotated[str | None, typer.Option("--captioner", "-c", metavar="NAME",
+                         help="Captioning model (`capdex models list`); default: tagger.")]
+ModelPathOpt = Annotated[Path | None, typer.Option("--model-path", metavar="DIR",
+                         help="Load the captioner's model files from DIR.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-EndpointOpt = Annotated[str | None, typer.Option("--endpoint", help="Base URL for HTTP "
-                        "captioners (ollama, openai, anthropic).")]
-ModelOpt = Annotated[str | None, typer.Option("--model", help="Model name for HTTP captioners, "
-                     "or a hub id for hf-vlm.")]
+EndpointOpt = Annotated[str | None, typer.Option("--endpoint", metavar="URL",
+                        help="Base URL of an HTTP captioner (ollama, openai, anthropic).")]
+ModelOpt = Annotated[str | None, typer.Option("--model", metavar="NAME",
+                     help="Model of an HTTP captioner, or a hub id for hf-vlm.")]
 
 
 def _settings(**overrides: Any):  # type: ignore[no-untyped-def]
@@ -55,6 +60,56 @@ def _database(settings):  # type: ignore[no-untyped-def]
         _fail(str(exc))
 
 
+class _NoIndex(Exception):
+    """The data dir holds no index, or an empty one; the message says where and what to do."""
+
+
+def _indexed_database(settings, photos: bool = True):  # type: ignore[no-untyped-def]
+    """The database of an existing index (holding photos, unless `photos` is False); exits 1
+    saying so when there is none.
+
+    A command that reads the index must not create one: a search in the wrong data dir would
+    otherwise leave an empty database behind and answer "No matching photos.".
+    """
+    try:
+        return _open_indexed(settings, photos)
+    except _NoIndex as exc:
+        _fail(str(exc), code=1)
+
+
+def _open_indexed(settings, photos: bool = True):  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.db_url)
+    where = f"in {settings.data_dir}" if settings.database_url is None else f"at {url!r}"
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).is_file():
+        raise _NoIndex(f"no index {where} yet (0 photos)" + _how_to_index(settings))
+    db = _database(settings)
+    if not photos:
+        return db
+    from capdex.store.models import File
+
+    with db.read() as session:
+        files = session.scalar(select(func.count(File.id))) or 0
+    if not files:
+        raise _NoIndex(f"the index {where} holds no photos yet" + _how_to_index(settings))
+    return db
+
+
+def _how_to_index(settings) -> str:  # type: ignore[no-untyped-def]
+    """What to run instead: index a folder, or point at the data dir that `make run` filled."""
+    hint = ". Index a folder first: capdex index ~/Pictures"
+    local = Path.cwd() / ".capdex-data"
+    if (local / "capdex.db").is_file() and local.resolve() != settings.data_dir.resolve():
+        hint += (f"\n`make run` indexed into {local}; to search it:\n"
+                 f"    export CAPDEX_DATA_DIR={local}")
+    else:
+        hint += " (or pass --data-dir, or set CAPDEX_DATA_DIR, where you indexed before)"
+    return hint
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.echo(f"capdex: error: {message}", err=True)
     raise typer.Exit(code)
@@ -66,38 +121,35 @@ def _print_json(data: object) -> None:
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 @app.command()
 def index(
-    paths: Annotated[list[Path], typer.Argument(help="Folders (or single photos) to index.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...",
+                                                help="Folders (or single photos) to index.")],
     data_dir: DataDir = None,
     captioner: CaptionerOpt = None,
     model_path: ModelPathOpt = None,
     endpoint: EndpointOpt = None,
     model: ModelOpt = None,
-    recaption: Annotated[bool, typer.Option(help="Re-caption machine captions made by another "
-                         "captioner or version (human captions are never touched).")] = False,
-    reembed: Annotated[bool, typer.Option(help="Re-embed every caption with the current embedder "
-                       "(a different CAPDEX_EMBEDDER is picked up without this).")] = False,
-    write_xmp: Annotated[bool, typer.Option("--write-xmp", help="Write machine captions into XMP "
-                         "sidecars (IMG.jpg.xmp); never over a person's caption, never into "
-                         "the photo.")] = False,
-    retry_failed: Annotated[bool, typer.Option(help="Retry files that failed before even if "
-                            "they have not changed (e.g. after raising a limit).")] = False,
-    watch: Annotated[bool, typer.Option("--watch", help="After indexing, keep watching and index "
-                     "new, changed, moved and deleted photos as they happen (Ctrl-C stops).")] = False,
+    recaption: Annotated[bool, typer.Option("--recaption", help="Caption again what another "
+                         "model (or version) captioned; human captions stay.")] = False,
+    reembed: Annotated[bool, typer.Option("--reembed", help="Embed every caption again "
+                       "(a new CAPDEX_EMBEDDER is picked up without this).")] = False,
+    write_xmp: Annotated[bool, typer.Option("--write-xmp", help="Write machine captions into "
+                         "XMP sidecars (IMG.jpg.xmp), never over a person's.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Retry files that failed "
+                            "before, even if unchanged.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Then keep indexing what is added, "
+                     "changed, moved or deleted (Ctrl-C stops).")] = False,
     poll: Annotated[bool, typer.Option("--poll", help="With --watch: poll instead of OS events "
-                    "(network shares, where other machines' changes raise no events).")] = False,
-    batch_size: Annotated[int | None, typer.Option(min=1, max=1024, help="Images per captioning "
-                          "batch (default: the captioner's).")] = None,
-    ocr: Annotated[bool | None, typer.Option("--ocr/--no-ocr", help="Read the text photos show "
-                   "(OCR), searchable with the caption; on unless CAPDEX_OCR=false. A new OCR "
-                   "engine version redoes OCR only.")] = None,
+                    "(network shares).")] = False,
+    batch_size: Annotated[int | None, typer.Option(min=1, max=1024, metavar="N", help="Images "
+                          "per captioning batch (default: the captioner's).")] = None,
+    ocr: Annotated[bool | None, typer.Option("--ocr/--no-ocr", help="Read the text photos show, "
+                   "to search it too (default: on, or CAPDEX_OCR).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Caption and embed new or changed photos; forget deleted ones. Safe to re-run any time.
@@ -185,13 +237,23 @@ def _check_captioner(settings) -> None:  # type: ignore[no-untyped-def]
         _fail(str(exc))
 
 
-class _progress:
-    """A rich progress bar on a terminal, nothing otherwise; yields the indexer's callback."""
+_STAGES = {"scan": "looking for photos", "hash": "checking files", "caption": "captioning",
+           "ocr": "reading text", "embed": "indexing captions"}
 
-    def __init__(self, enabled: bool) -> None:
+
+class _progress:
+    """One transient progress line on a terminal (the stage in hand), nothing otherwise; yields
+    the indexer's callback.
+
+    One line, not a bar per stage: the stages take turns, and a stack of bars left finished
+    stages (and the last "embed 0/1" frame) on screen around the summary.
+    """
+
+    def __init__(self, enabled: bool, console=None) -> None:  # type: ignore[no-untyped-def]
         self.enabled = enabled
+        self.console = console
         self._bar = None
-        self._tasks: dict[str, Any] = {}
+        self._task: Any = None
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         if not self.enabled:
@@ -199,15 +261,19 @@ class _progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
         self._bar = Progress("[bold]{task.description}", BarColumn(), MofNCompleteColumn(),
-                             TimeRemainingColumn(), transient=True)
+                             TimeRemainingColumn(), transient=True, console=self.console)
         self._bar.start()
+        self._task = self._bar.add_task("starting", total=None)
         return self._update
 
     def _update(self, stage: str, done: int, total: int) -> None:
         assert self._bar is not None
-        if stage not in self._tasks:
-            self._tasks[stage] = self._bar.add_task(stage, total=total)
-        self._bar.update(self._tasks[stage], completed=done, total=total)
+        label = _STAGES.get(stage, stage)
+        task = self._bar.tasks[0]
+        if task.description != label:  # a new stage: its own count and time estimate
+            self._bar.reset(self._task, description=label, total=total, completed=done)
+        else:
+            self._bar.update(self._task, completed=done, total=total)
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
@@ -216,21 +282,26 @@ class _progress:
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help='What to look for, e.g. "dog on the beach".')],
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="How many results.")] = 10,
-    offset: Annotated[int, typer.Option(min=0, help="Skip this many results (paging).")] = 0,
-    mode: Annotated[str | None, typer.Option(help="hybrid (default), semantic (by meaning) or "
-                    "keyword (by words).")] = None,
-    min_score: Annotated[float | None, typer.Option(min=-1.0, max=1.0, help="Drop results "
-                         "scoring below this (default from the settings).")] = None,
-    sort: Annotated[str, typer.Option(help="relevance, or date (newest first).")] = "relevance",
-    taken_after: Annotated[str | None, typer.Option(help="Only photos taken on or after this "
-                           "ISO date (EXIF date taken).")] = None,
-    taken_before: Annotated[str | None, typer.Option(help="Only photos taken on or before this "
-                            "ISO date.")] = None,
-    folder: Annotated[Path | None, typer.Option(help="Only photos under this folder.")] = None,
-    camera: Annotated[str | None, typer.Option(help="Only photos whose camera make or model "
-                      "contains this.")] = None,
+    query: Annotated[str, typer.Argument(metavar="QUERY",
+                                         help='What to look for, e.g. "dog on the beach".')],
+    k: Annotated[int, typer.Option("-k", "--limit", min=1, max=1000, metavar="N",
+                                   help="How many results.")] = 10,
+    offset: Annotated[int, typer.Option(min=0, metavar="N", show_default=False,
+                                        help="Skip the first N results (paging).")] = 0,
+    mode: Annotated[str | None, typer.Option(metavar="MODE", help="hybrid (words and meaning, "
+                    "the default), semantic or keyword.")] = None,
+    min_score: Annotated[float | None, typer.Option(min=-1.0, max=1.0, metavar="SCORE",
+                         help="Hide results scoring below SCORE (default: 0.3).")] = None,
+    sort: Annotated[str, typer.Option(metavar="ORDER", show_default=False,
+                                      help="relevance (default) or date (newest first).")] = "relevance",
+    taken_after: Annotated[str | None, typer.Option(metavar="DATE", help="Only photos taken on "
+                           "or after DATE (YYYY-MM-DD).")] = None,
+    taken_before: Annotated[str | None, typer.Option(metavar="DATE", help="Only photos taken "
+                            "on or before DATE.")] = None,
+    folder: Annotated[Path | None, typer.Option(metavar="DIR",
+                                                help="Only photos under DIR.")] = None,
+    camera: Annotated[str | None, typer.Option(metavar="TEXT", help="Only photos whose camera "
+                      "make or model contains TEXT.")] = None,
     has_text: Annotated[bool | None, typer.Option("--has-text/--no-text", help="Only photos "
                         "that show text (OCR), or only those that do not.")] = None,
     data_dir: DataDir = None,
@@ -248,7 +319,8 @@ def search(
     except SearchRequestError as exc:
         _fail(str(exc))
     settings = _settings(data_dir=data_dir)
-    engine = SearchEngine(settings, _database(settings))
+    db = _indexed_database(settings)
+    engine = SearchEngine(settings, db)
     try:
         results = engine.search(request)
     except SearchUnavailable as exc:
@@ -259,11 +331,26 @@ def search(
     for note in results.notes:
         typer.echo(f"note: {note}", err=True)
     if not results.results:
-        typer.echo("No matching photos.")
+        typer.echo(_nothing_found(settings, db, request))
         return
     _print_hits(results.results)
     shown = request.offset + len(results.results)
     typer.echo(f"{request.offset + 1}-{shown} of {results.total} ({results.mode})")
+
+
+def _nothing_found(settings, db, request) -> str:  # type: ignore[no-untyped-def]
+    """Why a search came back empty: how many photos it looked at, and what to try."""
+    from capdex.store import repo
+
+    from capdex.embedder import canonical_name
+
+    photos = repo.counts(db, canonical_name(settings.embedder)).photos
+    cut = settings.min_score if request.min_score is None else request.min_score
+    line = (f'No photos match "{request.q}" among the {photos} photo{"s" * (photos != 1)} '
+            f"indexed in {settings.data_dir}")
+    if request.offset:
+        return line + f" past the first {request.offset}."
+    return line + f" (cut-off {cut:g}; `--min-score 0` shows weaker matches)."
 
 
 def _print_hits(hits) -> None:  # type: ignore[no-untyped-def]
@@ -284,8 +371,10 @@ def _print_hits(hits) -> None:  # type: ignore[no-untyped-def]
 
 @app.command()
 def similar(
-    photo_id: Annotated[int, typer.Argument(help="The photo's id (see `search --json`).")],
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="How many photos.")] = 10,
+    photo_id: Annotated[int, typer.Argument(metavar="ID",
+                                            help="The photo's id (see `search --json`).")],
+    k: Annotated[int, typer.Option("-k", "--limit", min=1, max=1000, metavar="N",
+                                   help="How many photos.")] = 10,
     data_dir: DataDir = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -293,7 +382,7 @@ def similar(
     from capdex.search.engine import SearchEngine, SimilarNotFound
 
     settings = _settings(data_dir=data_dir)
-    engine = SearchEngine(settings, _database(settings))
+    engine = SearchEngine(settings, _indexed_database(settings))
     try:
         results = engine.similar(photo_id, k=k)
     except SimilarNotFound as exc:
@@ -309,9 +398,10 @@ def similar(
 
 @app.command(name="eval")
 def evaluate(
-    queries: Annotated[Path, typer.Argument(help='JSON list of {"q": query, "rel": [file names]}.')],
-    min_score: Annotated[float | None, typer.Option(min=-1.0, max=1.0, help="Cut-off to use "
-                         "(default from the settings).")] = None,
+    queries: Annotated[Path, typer.Argument(metavar="FILE", help='JSON list of {"q": query, '
+                                            '"rel": [file names]}.')],
+    min_score: Annotated[float | None, typer.Option(min=-1.0, max=1.0, metavar="SCORE",
+                         help="Cut-off to use (default: the settings').")] = None,
     data_dir: DataDir = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -325,7 +415,7 @@ def evaluate(
     except EvalFileError as exc:
         _fail(str(exc))
     settings = _settings(data_dir=data_dir)
-    engine = SearchEngine(settings, _database(settings))
+    engine = SearchEngine(settings, _indexed_database(settings))
     modes = ("hybrid", "semantic", "keyword") if engine.keyword.available else ("semantic",)
     reports = run(engine, items, modes, min_score)
     if as_json:
@@ -340,12 +430,24 @@ def status(data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
     from capdex.api.status import status as get_status
 
     settings = _settings(data_dir=data_dir)
-    data = get_status(settings, _database(settings))
+    try:
+        data = get_status(settings, _open_indexed(settings, photos=False))
+    except _NoIndex as exc:
+        if as_json:  # scripts get the numbers: nothing here yet
+            _print_json({"photos": 0, "files": 0, "vectors": 0, "captions": 0, "errors": 0,
+                         "data_dir": str(settings.data_dir), "note": str(exc)})
+        else:
+            typer.echo(f"capdex: {exc}", err=True)
+        raise typer.Exit(1) from None
     if as_json:
         _print_json(data)
-    else:
-        for key, value in data.items():
-            typer.echo(f"{key:>10}: {value}")
+        return
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{name} {n}" for name, n in value.items()) or "-"
+        elif key == "captioner":
+            value = f"{value} (the default for photos indexed next)"
+        typer.echo(f"{key.replace('_', ' '):>12}: {value}")
 
 
 @app.command()
@@ -356,7 +458,7 @@ def errors(data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
     from capdex.store.models import IndexingError
 
     settings = _settings(data_dir=data_dir)
-    with _database(settings).read() as session:
+    with _indexed_database(settings, photos=False).read() as session:
         rows = session.scalars(select(IndexingError).order_by(IndexingError.path)).all()
     if as_json:
         _print_json({"errors": [{"path": r.path, "reason": r.reason, "when": r.created_at,
@@ -370,36 +472,79 @@ def errors(data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def caption(
-    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A photo file.")],
+    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="PHOTO",
+                                          help="A photo file.")],
     captioner: CaptionerOpt = None,
     model_path: ModelPathOpt = None,
     endpoint: EndpointOpt = None,
     model: ModelOpt = None,
+    ocr: Annotated[bool | None, typer.Option("--ocr/--no-ocr", help="Also read the text the "
+                   "photo shows, as indexing does (default: on, or CAPDEX_OCR).")] = None,
     data_dir: DataDir = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Caption one photo and print the caption (nothing is stored)."""
+    """Caption one photo and print the caption, and the text it shows (nothing is stored).
+
+    The caption is the first line; the text OCR read follows, labelled, as `capdex index`
+    would store it.
+    """
     from capdex.images import ImageLoadError, load_image
     from capdex.captioners import CaptionerError, registry
 
     settings = _settings(data_dir=data_dir, captioner=captioner, model_path=model_path,
-                         captioner_endpoint=endpoint, captioner_model=model)
+                         captioner_endpoint=endpoint, captioner_model=model, ocr=ocr)
     _check_captioner(settings)
     model_obj = registry.create(settings.captioner, settings)
     try:
         picture = load_image(image, max_pixels=settings.max_image_pixels,
                              size_hint=model_obj.input_size)
-        typer.echo(model_obj.caption(picture))
+        text = model_obj.caption(picture)
+        read = _read_text(image, settings) if settings.ocr else None
     except ImageLoadError as exc:
         _fail(f"{image}: {exc}")
     except CaptionerError as exc:
         _fail(str(exc))
+    if as_json:
+        _print_json({"caption": text, "captioner": settings.captioner,
+                     "text": read.text if read else None,
+                     "text_confidence": read.confidence if read else None})
+        return
+    typer.echo(text)
+    if read is None:
+        return
+    if not read.text:
+        typer.echo("Text in the photo (OCR): none found")
+        return
+    confidence = f", {read.confidence:.0%} confident" if read.confidence is not None else ""
+    typer.echo(f"Text in the photo (OCR{confidence}):")
+    for line in read.text.splitlines():
+        typer.echo(f"  {line}")
+
+
+def _read_text(image: Path, settings):  # type: ignore[no-untyped-def]
+    """The text `image` shows, read as the indexer's OCR stage reads it (same size, engine and
+    confidence cut); a missing OCR engine is a clear error naming what to install."""
+    from capdex.captioners.ocr import OcrUnavailable, shared_engine
+    from capdex.images import decode_image
+
+    side = settings.ocr_max_side
+    picture = decode_image(image, max_pixels=settings.max_image_pixels,
+                           size_hint=(1, side)).image
+    if max(picture.size) > side:
+        picture = picture.copy()
+        picture.thumbnail((side, side))
+    try:
+        return shared_engine(settings.ocr_min_confidence).read(picture)
+    except OcrUnavailable as exc:
+        _fail(f"{exc} (or pass --no-ocr)")
 
 
 @app.command("caption-set")
 def caption_set(
-    photo_id: Annotated[int, typer.Argument(help="The photo's id (from search results or the API).")],
-    text: Annotated[str | None, typer.Argument(help="The caption. It outranks machine captions "
-                    "and no re-captioning ever replaces it.")] = None,
+    photo_id: Annotated[int, typer.Argument(metavar="ID", help="The photo's id (from search "
+                                            "results or the API).")],
+    text: Annotated[str | None, typer.Argument(metavar="TEXT", help="The caption: it outranks "
+                    "machine captions, and re-captioning never replaces it.")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the human caption; the machine "
                      "caption speaks again.")] = False,
     data_dir: DataDir = None,
@@ -413,7 +558,7 @@ def caption_set(
     if clear == (text is not None):
         _fail("give either a caption or --clear")
     settings = _settings(data_dir=data_dir)
-    db = _database(settings)
+    db = _indexed_database(settings)
     embedder = get_embedder(settings)
     try:
         if clear:
@@ -437,12 +582,14 @@ def caption_set(
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port.")] = None,
-    photo_root: Annotated[list[Path] | None, typer.Option("--photo-root", help="A folder the "
-                          "web page may index (repeatable; adds to CAPDEX_PHOTO_ROOTS).")] = None,
-    insecure: Annotated[bool, typer.Option("--insecure", help="Allow listening on a "
-                        "non-loopback address without an API key (CAPDEX_API_KEY).")] = False,
+    host: Annotated[str | None, typer.Option(metavar="ADDRESS", help="Address to listen on "
+                    "(default: 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, metavar="PORT",
+                                             help="Port (default: 8000).")] = None,
+    photo_root: Annotated[list[Path] | None, typer.Option("--photo-root", metavar="DIR",
+                          help="A folder the web page may index (repeatable).")] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Listen beyond this machine "
+                        "without an API key (CAPDEX_API_KEY).")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Serve the web page at / and the JSON API (docs at /docs)."""
@@ -467,7 +614,9 @@ def _run_server(settings) -> None:  # type: ignore[no-untyped-def]
 
     # h11 stops reading a request head that stays incomplete past 64 KiB; the app itself
     # refuses heads over 32 KiB (431) and bodies over CAPDEX_MAX_REQUEST_BYTES (413).
+    # One log line per request (every thumbnail of a page) only with --verbose.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                access_log=logging.getLogger().isEnabledFor(logging.INFO),
                 h11_max_incomplete_event_size=64 * 1024)
 
 

@@ -70,6 +70,8 @@ class JobsOut(BaseModel):
 class CaptionersOut(BaseModel):
     default: str
     captioners: list[str]
+    unavailable: dict[str, str] = Field(default_factory=dict, description=(
+        "Captioners that cannot run on this server yet, with what each needs first."))
 
 
 def _runner(request: Request) -> JobRunner:
@@ -137,5 +139,9 @@ def cancel(request: Request, job_id: JobId) -> JobOut:
 def captioners(request: Request) -> CaptionersOut:
     from capdex.captioners import registry
 
-    return CaptionersOut(default=request.app.state.settings.captioner,
-                         captioners=registry.names())
+    from capdex.api.captioner_choices import unavailable
+
+    settings = request.app.state.settings
+    names = registry.names()
+    return CaptionersOut(default=settings.captioner, captioners=names,
+                         unavailable=unavailable(names, settings))

@@ -134,12 +134,17 @@ class JobRunner:
     def _start(self, job: Job) -> Job:
         from capdex.captioners import CaptionerError, registry
 
+        from capdex.api.captioner_choices import missing
+
         try:
             registry.captioner_class(job.captioner)
         except CaptionerError as exc:
             raise JobError(422, str(exc)) from exc
         except ImportError as exc:
             raise JobError(422, f"captioner {job.captioner!r} cannot be loaded: {exc}") from exc
+        need = missing(job.captioner, self.settings)
+        if need is not None:  # refused now with the reason, not a traceback from the job
+            raise JobError(422, f"captioner {job.captioner!r} cannot run here: {need}")
         with self._lock:
             if self._current is not None:
                 raise JobError(409, f"job {self._current.id} is still running; one job at a "
@@ -176,7 +181,7 @@ class JobRunner:
 
     # -- running ----------------------------------------------------------------------------------
     def _run(self, job: Job) -> None:
-        from capdex.captioners import registry
+        from capdex.captioners import CaptionerError, registry
         from capdex.indexer.pipeline import Indexer, IndexerError
 
         started = time.monotonic()
@@ -195,6 +200,11 @@ class JobRunner:
         except _Cancelled:
             job.state, job.error = "cancelled", "stopped on request; finished batches are kept"
             _save_index(indexer)
+        except (CaptionerError, IndexerError) as exc:  # said in the job's error: no traceback
+            log.warning("job %s failed: %s", job.id, exc)
+            job.state, job.error = "failed", str(exc) or type(exc).__name__
+            if not isinstance(exc, IndexerError):
+                _save_index(indexer)
         except Exception as exc:  # noqa: BLE001 - a failed job reports why instead of vanishing
             log.exception("job %s failed", job.id)
             job.state, job.error = "failed", str(exc) or type(exc).__name__

@@ -105,8 +105,10 @@ class StatusOut(BaseModel):
     files: int
     vectors: int
     captions: int
+    captioned_by: dict[str, int] = Field(default_factory=dict, description=(
+        "Captions of present photos by what wrote them: a captioner's name, or \"human\"."))
     errors: int
-    captioner: str
+    captioner: str = Field(description="The default captioner (for photos indexed next).")
     embedder: str
     data_dir: str
     database: str

@@ -25,8 +25,10 @@ def status(settings: Settings, db: Database, index_size: int | None = None) -> d
         "files": counts.files,
         "vectors": index_size,
         "captions": counts.captions,
+        # what made the stored captions (a run with --captioner X leaves the default as it was)
+        "captioned_by": repo.captions_by_source(db),
         "errors": counts.errors,
-        "captioner": settings.captioner,
+        "captioner": settings.captioner,  # the default for photos indexed next
         "embedder": embedder,
         "data_dir": str(settings.data_dir),
         "database": "sqlite" if settings.db_url.startswith("sqlite") else settings.db_url.split(":")[0],

@@ -81,6 +81,22 @@ def counts(db: Database, embedder: str) -> Counts:
     return Counts(photos=photos, files=files, vectors=vectors, captions=captions, errors=errors)
 
 
+def captions_by_source(db: Database) -> dict[str, int]:
+    """Captions of photos that still have a file, by what wrote them: each machine captioner by
+    name, and "human" for people's own (and XMP sidecars')."""
+    with db.read() as session:
+        rows = session.execute(
+            select(Caption.source, Caption.captioner, func.count(Caption.id))
+            .where(Caption.photo_id.in_(photos_with_files(session)))
+            .group_by(Caption.source, Caption.captioner)
+        ).all()
+    counts: dict[str, int] = {}
+    for source, captioner, n in rows:
+        key = "human" if source == HUMAN else (captioner or "unknown")
+        counts[key] = counts.get(key, 0) + n
+    return dict(sorted(counts.items(), key=lambda item: (item[0] == "human", -item[1], item[0])))
+
+
 def delete_vectors_of(session: Session, photo_ids: Iterable[int]) -> list[int]:
     """Remove every vector of these photos; return the removed vector ids (for the index)."""
     photo_ids = list(photo_ids)

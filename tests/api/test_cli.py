@@ -85,7 +85,7 @@ def test_empty_query_is_refused(indexed: Path) -> None:
 
 def test_caption_prints_a_caption_and_stores_nothing(colour_folder: Path, data_dir: Path, colour_captioner) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = capdex("caption", str(colour_folder / "red.jpg"), "--captioner", "test-colour",
-                          "--data-dir", str(data_dir))
+                          "--no-ocr", "--data-dir", str(data_dir))
     assert code == 0 and out.strip() == "a plain red picture"
     _, out, _ = capdex("status", "--json", "--data-dir", str(data_dir))
     assert json.loads(out)["photos"] == 0

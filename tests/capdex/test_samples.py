@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from capdex import samples
-from capdex.samples import SAMPLES, SamplesUnavailableError, write_samples
+from capdex.samples import SAMPLES, SHOWN, SamplesUnavailableError, write_samples
 
 
 def test_writes_every_sample_as_a_real_image(tmp_path: Path) -> None:
@@ -63,12 +63,24 @@ def test_missing_package_names_the_extra(tmp_path: Path, monkeypatch: pytest.Mon
     assert not (tmp_path / "photos").exists()  # nothing half-written
 
 
-def test_command_line_prints_the_paths(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "capdex.samples", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert result.stdout.splitlines() == [str(tmp_path / s.filename) for s in SAMPLES]
+def test_make_run_shows_real_scenes_and_the_tests_keep_the_hard_ones() -> None:
+    shown = {s.filename for s in SHOWN}
+    assert {"chelsea-the-cat.png", "coffee-cup.png", "red-motorcycle.png",
+            "page-of-text.png"} <= shown  # things people photograph, and text for OCR
+    hard = {s.filename for s in SAMPLES} - shown
+    assert {"gravel.png", "grass.png", "brick-wall.png", "human-retina.jpg"} <= hard
+    assert len(shown) >= 10
+
+
+def test_command_line_writes_the_shown_photos_and_says_so_in_one_line(tmp_path: Path) -> None:
+    def run(*args: str) -> list[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "capdex.samples", str(tmp_path), *args],
+            capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2],
+        )
+        return result.stdout.splitlines()
+
+    assert run() == [f"{len(SHOWN)} sample photos in {tmp_path} ({len(SHOWN)} written)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(s.filename for s in SHOWN)
+    assert run() == [f"{len(SHOWN)} sample photos in {tmp_path} (all already there)"]
+    assert run("--all", "--list") == [str(tmp_path / s.filename) for s in SAMPLES]

@@ -24,6 +24,12 @@ SAMPLE_CAPTIONS: dict[str, str] = json.loads((EVAL_DIR / "sample_captions.json")
 SAMPLE_QUERIES = EVAL_DIR / "sample_queries.json"
 #: The text RapidOCR (rapidocr-onnxruntime 1.4.4) read in the sample photos that show any.
 SAMPLE_OCR: dict[str, str] = json.loads((EVAL_DIR / "sample_ocr.json").read_text())
+#: Captions the same tagger wrote for 26 real photos from Debian's wallpaper packages
+#: (lomiri-wallpapers-16.04/-20.04 in /usr/share/backgrounds, mate-backgrounds' nature/;
+#: landscapes, animals, flowers, objects; no text for OCR). The abstract artworks are left out.
+WALLPAPER_CAPTIONS: dict[str, str] = json.loads((EVAL_DIR / "wallpaper_captions.json").read_text())
+#: Everyday queries over the sample and wallpaper photos, answers judged before any was run.
+EVERYDAY_QUERIES = EVAL_DIR / "everyday_queries.json"
 
 
 @dataclass(frozen=True)
@@ -79,3 +85,9 @@ def make_engine(db_settings: Settings, embedder: Embedder) -> Callable[..., tupl
 def sample_items(root: str = "/photos/samples") -> list[Item]:
     return [Item(f"{root}/{name}", caption, ocr=SAMPLE_OCR.get(name, ""))
             for name, caption in SAMPLE_CAPTIONS.items()]
+
+
+def library_items() -> list[Item]:
+    """The sample photos and the wallpaper photos, as one library."""
+    return sample_items() + [Item(f"/photos/wallpapers/{name}", caption)
+                             for name, caption in WALLPAPER_CAPTIONS.items()]

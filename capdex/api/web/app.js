@@ -29,6 +29,7 @@ const state = {
   generation: 0, // bumps with every new search, so late answers to old ones are dropped
   controller: null,
   caps: null,
+  panel: null, // the index panel, once wired up
 };
 
 // -- API key prompt ------------------------------------------------------------------------------
@@ -127,7 +128,11 @@ async function fetchPage(offset, signal) {
   return request("/api/photos", { params: { limit: PAGE, offset }, signal });
 }
 
-async function search() {
+/**
+ * Search for what the box and filters say. The previous results and summary leave the screen at
+ * once (they answer another question); `keep` keeps them while the same search is refreshed.
+ */
+async function search({ keep = false } = {}) {
   state.query = $("q").value.trim();
   state.generation += 1;
   state.controller?.abort();
@@ -136,6 +141,13 @@ async function search() {
   state.total = 0;
   saveToUrl();
   updateFilterCount();
+  if (!keep) {
+    $("results").replaceChildren();
+    $("summary").textContent = state.query ? `Searching for “${state.query}”…` : "Loading…";
+    $("notes").hidden = true;
+    $("empty").hidden = true;
+    $("error").hidden = true;
+  }
   await loadMore(true);
 }
 
@@ -167,8 +179,12 @@ async function loadMore(fresh = false) {
     if (error.name === "AbortError" || generation !== state.generation) return;
     if (fresh) { $("results").replaceChildren(); state.results = []; state.total = 0; }
     $("summary").textContent = "";
-    $("error").textContent = error instanceof ApiError ? error.message : `Cannot reach capdex: ${error.message}`;
+    $("notes").hidden = true;
+    $("empty").hidden = true;
+    $("error").textContent = error instanceof ApiError ? error.message
+      : `Server stopped: cannot reach capdex (${error.message}). Start it again, then search again.`;
     $("error").hidden = false;
+    if (!(error instanceof ApiError)) state.panel?.refresh(); // the index panel says so too
   } finally {
     if (generation === state.generation) {
       state.loading = false;
@@ -239,7 +255,8 @@ async function main() {
       if (id) focusCard(id);
     },
   });
-  const panel = new StatusPanel({ caps: state.caps, captioners, onJobFinished: () => refreshKeepingPlace() });
+  const panel = state.panel = new StatusPanel({ caps: state.caps, captioners, onJobFinished: () => refreshKeepingPlace(),
+    onReconnected: () => { if (!$("error").hidden) search(); } });
   new AskPanel({ caps: state.caps });
   new PhotoQuestion({ caps: state.caps, captioners });
 
@@ -296,7 +313,7 @@ async function main() {
 /** Search again after a caption or index change, keeping the current query and filters. */
 async function refreshKeepingPlace() {
   const y = window.scrollY;
-  await search();
+  await search({ keep: true });
   window.scrollTo({ top: y });
 }
 

@@ -153,7 +153,8 @@ export class PhotoQuestion {
     const form = $("photo-ask-form");
     form.hidden = false;
     const select = $("photo-ask-captioner");
-    const names = captioners?.captioners || [];
+    const unavailable = captioners?.unavailable || {};  // not installed here: they cannot answer either
+    const names = (captioners?.captioners || []).filter((name) => !(name in unavailable));
     const fallback = captioners?.default ? `${captioners.default} (the server’s)` : "the server’s captioner";
     select.append(new Option(fallback, ""));
     for (const name of names) if (name !== captioners.default) select.append(new Option(name, name));

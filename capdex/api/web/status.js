@@ -1,6 +1,7 @@
 // The index panel: counts, the running job with its progress, starting and stopping a job.
 
-import { request } from "./api.js";
+import { ApiError, request } from "./api.js";
+import { fillCaptioners } from "./choices.js";
 import { closeOnBackdrop } from "./dialogs.js";
 
 const $ = (id) => document.getElementById(id);
@@ -9,9 +10,10 @@ const STAGES = { starting: "Starting", scan: "Looking for photos", hash: "Checki
 
 export class StatusPanel {
   /** `onJobFinished()` is called when a job that was running ends (to refresh results). */
-  constructor({ caps, captioners, onJobFinished }) {
+  constructor({ caps, captioners, onJobFinished, onReconnected }) {
     this.caps = caps;
     this.onJobFinished = onJobFinished;
+    this.onReconnected = onReconnected;
     this.dialog = $("status");
     this.running = null;
     this.timer = null;
@@ -22,10 +24,7 @@ export class StatusPanel {
     $("index-form").addEventListener("submit", (event) => { event.preventDefault(); this.start(); });
     $("job-cancel").addEventListener("click", () => this.cancel());
 
-    const select = $("index-captioner");
-    for (const name of captioners?.captioners || []) {
-      select.append(new Option(name, name, false, name === captioners.default));
-    }
+    fillCaptioners($("index-captioner"), $("index-unavailable"), captioners);
     $("index-form").hidden = !caps.jobs;
   }
 
@@ -45,21 +44,54 @@ export class StatusPanel {
         this.caps.jobs ? request("/api/jobs") : Promise.resolve(null),
       ]);
     } catch (error) {
-      $("status-label").textContent = "Index";
-      $("index-message").textContent = error.message;
-      this.timer = setTimeout(() => this.refresh(), 10_000);
+      if (error instanceof ApiError) {
+        $("index-message").textContent = error.message;
+      } else {
+        this.offline(error);
+      }
+      this.timer = setTimeout(() => this.refresh(), 5_000);
       return;
     }
+    this.online();
     this.renderCounts(status);
     const current = jobs?.current || null;
     this.renderJob(current);
     if (jobs) this.renderJobs(jobs);
     const wasRunning = this.running;
     this.running = current;
-    if (wasRunning && !current) this.onJobFinished?.();
+    if (wasRunning && !current) {
+      $("index-message").textContent = ""; // "Started." is over: the job list says how it went
+      this.onJobFinished?.();
+    }
     // Fast while a job runs; slowly otherwise, to notice jobs started elsewhere (another tab).
     const delay = current ? 700 : this.dialog.open ? 5_000 : 20_000;
     this.timer = setTimeout(() => this.refresh(), delay);
+  }
+
+  /** The server does not answer: say so, and show no counts or job that may be stale. */
+  offline(error) {
+    const button = $("status-button");
+    button.classList.remove("busy");
+    button.classList.add("offline");
+    $("status-label").textContent = "Server stopped";
+    button.title = `Cannot reach capdex (${error.message}); retrying`;
+    $("status-counts").replaceChildren();
+    $("job").hidden = true;
+    this.running = null;
+    $("index-message").textContent = "Cannot reach the capdex server: it has stopped or the "
+      + "network is down. This page carries on when it answers again.";
+    $("index-message").classList.add("error");
+    document.body.dataset.server = "lost";
+  }
+
+  online() {
+    if (document.body.dataset.server !== "lost") return;
+    $("status-button").classList.remove("offline");
+    $("status-button").title = "";
+    $("index-message").textContent = "";
+    $("index-message").classList.remove("error");
+    document.body.dataset.server = "ok";
+    this.onReconnected?.();
   }
 
   renderCounts(status) {
@@ -67,8 +99,12 @@ export class StatusPanel {
     button.classList.toggle("busy", Boolean(this.running));
     const counts = $("status-counts");
     counts.replaceChildren();
+    // What wrote the stored captions, and the model new photos get (they can differ).
+    const by = Object.entries(status.captioned_by || {}).map(([name, n]) => `${name} ${n}`);
     const rows = [["Photos", status.photos], ["Searchable", status.vectors],
-      ["Not readable", status.errors], ["Captioner", status.captioner, true]];
+      ["Not readable", status.errors],
+      ...(by.length ? [["Captioned by", by.join(", "), true]] : []),
+      [by.length ? "Default captioner" : "Captioner", status.captioner, true]];
     for (const [label, value, text] of rows) {
       const div = document.createElement("div");
       const dd = Object.assign(document.createElement("dd"), { textContent: String(value) });

@@ -2,6 +2,7 @@
 // caption editing and re-captioning with a chosen model.
 
 import { ApiError, downloadOriginal, lazyImage, request, showImage } from "./api.js";
+import { fillCaptioners } from "./choices.js";
 import { closeOnBackdrop } from "./dialogs.js";
 import { fileName, formatDate } from "./grid.js";
 
@@ -50,10 +51,8 @@ export class Viewer {
     $("caption-form").addEventListener("submit", (event) => { event.preventDefault(); this.saveCaption(); });
     $("clear-caption").addEventListener("click", () => this.clearCaption());
 
-    const models = captioners?.captioners || [];
+    const models = fillCaptioners($("recaption-model"), $("recaption-unavailable"), captioners);
     $("recaption-form").hidden = !(caps.recaption && models.length);
-    const select = $("recaption-model");
-    for (const name of models) select.append(new Option(name, name, false, name === captioners.default));
     $("recaption-form").addEventListener("submit", (event) => { event.preventDefault(); this.recaption(); });
   }
 

@@ -1,0 +1,58 @@
+"""Which captioners can run on this server, and what the others need first.
+
+The page offers only captioners that can run; choosing one that cannot (a model not downloaded,
+an extra not installed, an HTTP model with no key) is refused before a job starts, with the
+reason, instead of failing in the job's thread with a traceback in the server's log. Reads the
+model catalogue (`captioners.catalog`) and the registry; no model is loaded.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from capdex.settings import Settings
+
+
+def missing(name: str, settings: Settings) -> str | None:
+    """None when `name` can caption here; otherwise what it needs, in a short sentence."""
+    from capdex.captioners import CaptionerError, catalog, registry
+
+    try:
+        registry.captioner_class(name)
+    except CaptionerError as exc:
+        return str(exc)
+    except ImportError as exc:
+        try:
+            extra = catalog.get(name).extra
+        except CaptionerError:
+            extra = None
+        return f"pip install 'capdex[{extra}]'" if extra else f"cannot be loaded: {exc}"
+    try:
+        spec = catalog.get(name)
+    except CaptionerError:
+        return None  # a plugin outside the catalogue: registered and importable is all we know
+    if spec.kind == "builtin":
+        return None
+    chosen = settings.captioner == name
+    if spec.kind == "http":
+        if name == "openai" and settings.openai_api_key is None and not chosen:
+            return "needs an API key: set OPENAI_API_KEY (or an endpoint, as the default captioner)"
+        if name == "anthropic" and settings.anthropic_api_key is None:
+            return "needs an API key: set ANTHROPIC_API_KEY"
+        if name == "ollama" and not chosen:
+            return ("needs a running Ollama server: start the server with CAPDEX_CAPTIONER=ollama "
+                    "and CAPDEX_CAPTIONER_ENDPOINT")
+        return None
+    status = catalog.status(name, settings)
+    return None if status.installed else (status.install or "not installed")
+
+
+def unavailable(names: list[str], settings: Settings) -> dict[str, str]:
+    """The captioners among `names` that cannot run here, with what each needs."""
+    found = {}
+    for name in names:
+        need = missing(name, settings)
+        if need is not None:
+            found[name] = need
+    return found
