@@ -40,9 +40,9 @@ def missing(name: str, settings: Settings) -> str | None:
             return "needs an API key: set OPENAI_API_KEY (or an endpoint, as the default captioner)"
         if name == "anthropic" and settings.anthropic_api_key is None:
             return "needs an API key: set ANTHROPIC_API_KEY"
-        if name == "ollama" and not chosen:
-            return ("needs a running Ollama server: start the server with CAPDEX_CAPTIONER=ollama "
-                    "and CAPDEX_CAPTIONER_ENDPOINT")
+        if name == "ollama" and not chosen and not settings.captioner_endpoint:
+            return ("needs a running Ollama server: set CAPDEX_CAPTIONER_ENDPOINT to it "
+                    "(or start the server with CAPDEX_CAPTIONER=ollama)")
         return None
     status = catalog.status(name, settings)
     return None if status.installed else (status.install or "not installed")
