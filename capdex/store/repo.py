@@ -81,12 +81,17 @@ def counts(db: Database, embedder: str) -> Counts:
     return Counts(photos=photos, files=files, vectors=vectors, captions=captions, errors=errors)
 
 
-def delete_vectors_of(session: Session, photo_ids: Iterable[int]) -> list[int]:
-    """Remove every vector of these photos; return the removed vector ids (for the index)."""
+def delete_vectors_of(session: Session, photo_ids: Iterable[int],
+                      embedder: str | None = None) -> list[int]:
+    """Remove the vectors of these photos (only `embedder`'s, if given); return the removed
+    vector ids (for the index)."""
     photo_ids = list(photo_ids)
     if not photo_ids:
         return []
-    ids = list(session.scalars(select(Vector.id).where(Vector.photo_id.in_(photo_ids))))
+    query = select(Vector.id).where(Vector.photo_id.in_(photo_ids))
+    if embedder is not None:
+        query = query.where(Vector.embedder == embedder)
+    ids = list(session.scalars(query))
     if ids:
         session.execute(delete(Vector).where(Vector.id.in_(ids)))
     return ids
