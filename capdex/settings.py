@@ -88,7 +88,6 @@ class Settings(BaseSettings):
     # (search/calibration.py); keyword: IDF-weighted share of the query's words found; hybrid:
     # the two fused — so one cut-off means the same in each mode. Defaults measured on
     # tests/data/eval (README, "Search quality").
-    search_default_k: int = Field(default=20, ge=1, le=1000)
     search_mode: Literal["hybrid", "semantic", "keyword"] = "hybrid"
     min_score: float = Field(
         default=0.2, ge=-1.0, le=1.0,
@@ -285,10 +284,6 @@ class Settings(BaseSettings):
     @property
     def index_path(self) -> Path:
         return self.data_dir / "vectors.faiss"
-
-    @property
-    def thumbnails_dir(self) -> Path:
-        return self.data_dir / "thumbnails"
 
     @property
     def models_dir(self) -> Path:

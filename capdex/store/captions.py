@@ -57,13 +57,6 @@ def set_machine_caption(session: Session, photo_id: int, text: str, captioner: s
     return caption
 
 
-def add_machine_captions(session: Session, rows: list[tuple[int, str, str | None, str | None]]) -> None:
-    """Machine captions of new photos, (photo id, text, captioner, version), in one INSERT."""
-    session.add_all([Caption(photo_id=photo_id, text=text, source=MACHINE, captioner=captioner,
-                             captioner_version=version)
-                     for photo_id, text, captioner, version in rows])
-
-
 def stale_machine_captions(session: Session, captioner: str, version: str) -> list[int]:
     """Photos with a file whose machine caption another captioner (or version) made and that no
     human caption speaks for: what `--recaption` redoes."""

@@ -41,36 +41,62 @@ class VectorChange:
 class IndexWriter:
     """Keeps one embedder's vector index in line with committed vector rows, and saves it.
 
-    The index is opened lazily (a run that changes no vector never imports FAISS), or taken
-    from `index` — a callable, so a searcher that reloads its index when another process saved
-    (`SearchEngine.index`) and the writer always share the current one.
+    `for_data_dir` opens the data dir's index lazily (a run that changes no vector never
+    imports FAISS); `live` wraps an index someone else keeps — a callable, so a searcher that
+    reloads its index when another process saved (`SearchEngine.index`) and the writer always
+    share the current one.
     """
 
-    def __init__(self, settings: Settings, db: Database, embedder: str,
-                 dim: int | Callable[[], int], *,
-                 index: Callable[[], VectorIndex] | None = None) -> None:
-        self.settings = settings
+    def __init__(self, db: Database, index: Callable[[], VectorIndex], *, cache: bool,
+                 save_seconds: float = 0.0, is_current: Callable[[], bool] | None = None,
+                 empty: Callable[[], VectorIndex] | None = None) -> None:
         self.db = db
-        self.embedder = embedder
-        self._dim = dim
-        self._provider = index
+        self._open, self._cache = index, cache
+        self._save_seconds = save_seconds
+        self._is_current = is_current
+        self._empty = empty
         self._index: VectorIndex | None = None
         self._dirty = False
         self._last_save = time.monotonic()
 
+    @classmethod
+    def for_data_dir(cls, settings: Settings, db: Database, embedder: str,
+                     dim: int | Callable[[], int]) -> IndexWriter:
+        """The writer of the data dir's index file for `embedder` (opened on first use)."""
+
+        def opened() -> VectorIndex:
+            return open_index(settings.index_path, db, embedder, dim, settings.exact_search_max,
+                              compress_above=settings.vector_compress_above)
+
+        def current() -> bool:
+            return index_is_current(settings.index_path, db, embedder, settings.exact_search_max,
+                                    settings.vector_compress_above)
+
+        def empty() -> VectorIndex:
+            size = dim() if callable(dim) else dim
+            return VectorIndex(settings.index_path, embedder, size, settings.exact_search_max,
+                               compress_above=settings.vector_compress_above,
+                               source=db_source(db, size))
+
+        return cls(db, opened, cache=True, save_seconds=settings.index_save_seconds,
+                   is_current=current, empty=empty)
+
+    @classmethod
+    def live(cls, db: Database, index: Callable[[], VectorIndex]) -> IndexWriter:
+        """A writer for an index kept in memory elsewhere (a searcher's), saving every change."""
+        return cls(db, index, cache=False)
+
     @property
     def opened(self) -> bool:
-        return self._provider is not None or self._index is not None
+        return not self._cache or self._index is not None
 
     @property
     def index(self) -> VectorIndex:
         """The index in memory; opening it brings the file in line with the database."""
-        if self._provider is not None:
-            return self._provider()
+        if not self._cache:
+            return self._open()
         if self._index is None:
-            self._index = open_index(
-                self.settings.index_path, self.db, self.embedder, self._dim,
-                self.settings.exact_search_max, compress_above=self.settings.vector_compress_above)
+            self._index = self._open()
         return self._index
 
     def apply(self, change: VectorChange) -> None:
@@ -86,11 +112,12 @@ class IndexWriter:
     def apply_and_save(self, change: VectorChange) -> None:
         """For a person's edit: the very next search, here or in another process, sees it."""
         self.apply(change)
+        self._dirty = True  # saving also merges what other processes committed
         self.save()
 
     def maybe_save(self) -> None:
         """Save if the index changed and `index_save_seconds` passed since the last save."""
-        if time.monotonic() - self._last_save >= self.settings.index_save_seconds:
+        if time.monotonic() - self._last_save >= self._save_seconds:
             self.save()
 
     def save(self, *, check: bool = False) -> None:
@@ -101,9 +128,8 @@ class IndexWriter:
         only when they disagree (a crash after a commit, another writer, a missing or truncated
         file, another embedder) is the index opened, repaired from the database and saved.
         """
-        if check and not self.opened and not index_is_current(
-                self.settings.index_path, self.db, self.embedder,
-                self.settings.exact_search_max, self.settings.vector_compress_above):
+        if check and not self.opened and self._is_current is not None \
+                and not self._is_current():
             _ = self.index  # opening repairs and saves
         if self._dirty:
             self.index.save(self.db)
@@ -117,9 +143,7 @@ class IndexWriter:
 
     def start_over(self) -> None:
         """An empty index (after every vector of the embedder was deleted, `--reembed`)."""
-        dim = self._dim() if callable(self._dim) else self._dim
-        self._index = VectorIndex(self.settings.index_path, self.embedder, dim,
-                                  self.settings.exact_search_max,
-                                  compress_above=self.settings.vector_compress_above,
-                                  source=db_source(self.db, dim))
+        if self._empty is None:
+            raise RuntimeError("this index writer cannot start over")
+        self._index = self._empty()
         self._dirty = True

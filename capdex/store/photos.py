@@ -53,8 +53,9 @@ def photos_by_hash(session: Session, hashes: Iterable[str]) -> dict[str, int]:
     """{content hash: photo id} of the stored photos among `hashes`."""
     items, out = sorted(set(hashes)), {}
     for start in range(0, len(items), _CHUNK):
-        out.update(session.execute(select(Photo.content_hash, Photo.id).where(
-            Photo.content_hash.in_(items[start : start + _CHUNK]))).tuples())
+        rows = session.execute(select(Photo.content_hash, Photo.id).where(
+            Photo.content_hash.in_(items[start : start + _CHUNK])))
+        out.update((content_hash, photo_id) for content_hash, photo_id in rows)
     return out
 
 
@@ -107,8 +108,9 @@ def paths_of(session: Session, photo_ids: Sequence[int]) -> dict[int, list[str]]
 def hashes_of(session: Session, photo_ids: Sequence[int]) -> dict[int, str]:
     ids, out = list(photo_ids), {}
     for start in range(0, len(ids), _CHUNK):
-        out.update(session.execute(select(Photo.id, Photo.content_hash).where(
-            Photo.id.in_(ids[start : start + _CHUNK]))).tuples())
+        rows = session.execute(select(Photo.id, Photo.content_hash).where(
+            Photo.id.in_(ids[start : start + _CHUNK])))
+        out.update((photo_id, content_hash) for photo_id, content_hash in rows)
     return out
 
 

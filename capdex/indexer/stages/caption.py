@@ -67,6 +67,9 @@ class CaptionStage(Stage):
     def write(self, session: Session, photo_id: int, result: Any, version: str) -> None:
         captions.set_machine_caption(session, photo_id, str(result), self.captioner.name, version)
 
+    def tally(self, summary: Any, result: Any) -> None:
+        summary.captioned += 1
+
     def describe_failure(self, exc: BaseException) -> str:
         return f"captioning failed ({self.captioner.name}): {exc}"
 

@@ -59,6 +59,10 @@ class OcrStage(Stage):
         return side if isinstance(side, int) and side > 0 else None
 
     @property
+    def enlarges(self) -> bool:  # type: ignore[override]
+        return self._gate_side is not None
+
+    @property
     def size(self) -> SizeHint | None:
         # only the long side matters: a 12-MP 4:3 photo decodes at half scale
         return (1, self._gate_side or self.settings.ocr_max_side)
