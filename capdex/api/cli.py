@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from capdex.api.cli_common import (
+    CaptionerOpt,
+    DataDir,
+    EndpointOpt,
+    JsonOpt,
+    ModelOpt,
+    ModelPathOpt,
+    _check_captioner,
+    _database,
+    _fail,
+    _print_json,
+    _settings,
+)
 
 app = typer.Typer(
     name="capdex",
@@ -17,51 +30,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="CAPDEX_DATA_DIR", help="Where capdex keeps its database, "
-                 "index, thumbnails and models (default: $XDG_DATA_HOME/capdex)."),
-]
-CaptionerOpt = Annotated[str | None, typer.Option("--captioner", "-c", help="Captioning model "
-                         "(see `capdex models list`); default: tagger.")]
-ModelPathOpt = Annotated[Path | None, typer.Option("--model-path", help="Use the captioner's model "
-                         "files from this folder instead of the data dir.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-EndpointOpt = Annotated[str | None, typer.Option("--endpoint", help="Base URL for HTTP "
-                        "captioners (ollama, openai, anthropic).")]
-ModelOpt = Annotated[str | None, typer.Option("--model", help="Model name for HTTP captioners, "
-                     "or a hub id for hf-vlm.")]
-
-
-def _settings(**overrides: Any):  # type: ignore[no-untyped-def]
-    """Settings from the environment, with command-line values (those not None) on top."""
-    from pydantic import ValidationError
-
-    from capdex.settings import Settings
-
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        _fail(f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
-
-
-def _database(settings):  # type: ignore[no-untyped-def]
-    from capdex.store.db import Database, StoreError
-
-    try:
-        return Database(settings.db_url)
-    except StoreError as exc:
-        _fail(str(exc))
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"capdex: error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _print_json(data: object) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, default=str))
 
 
 @app.callback()
@@ -174,15 +142,6 @@ class _stop_on_signals:
 
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
-
-
-def _check_captioner(settings) -> None:  # type: ignore[no-untyped-def]
-    from capdex.captioners import CaptionerError, registry
-
-    try:
-        registry.captioner_class(settings.captioner)
-    except (CaptionerError, ImportError) as exc:
-        _fail(str(exc))
 
 
 class _progress:
@@ -351,13 +310,11 @@ def status(data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
 @app.command()
 def errors(data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
     """Files that could not be indexed, and why (retried when the file changes)."""
-    from sqlalchemy import select
-
-    from capdex.store.models import IndexingError
+    from capdex.store.errors import all_errors
 
     settings = _settings(data_dir=data_dir)
     with _database(settings).read() as session:
-        rows = session.scalars(select(IndexingError).order_by(IndexingError.path)).all()
+        rows = all_errors(session)
     if as_json:
         _print_json({"errors": [{"path": r.path, "reason": r.reason, "when": r.created_at,
                                  "size": r.size} for r in rows]})
@@ -408,7 +365,7 @@ def caption_set(
     """Set (or --clear) a photo's human caption; it is searchable at once."""
     from capdex.embedder import get_embedder
     from capdex.indexer.human import CaptionRejected, PhotoNotFound, clear_human_caption, set_human_caption
-    from capdex.store.vectors import open_index
+    from capdex.store.index_writer import IndexWriter
 
     if clear == (text is not None):
         _fail("give either a caption or --clear")
@@ -417,15 +374,14 @@ def caption_set(
     embedder = get_embedder(settings)
     try:
         if clear:
-            clear_human_caption(db, embedder, photo_id, ocr_words=settings.ocr_embed_words)
+            change = clear_human_caption(db, embedder, photo_id, ocr_words=settings.ocr_embed_words)
         else:
-            set_human_caption(db, embedder, photo_id, text or "",
-                              ocr_words=settings.ocr_embed_words)
+            change = set_human_caption(db, embedder, photo_id, text or "",
+                                       ocr_words=settings.ocr_embed_words)
     except (CaptionRejected, PhotoNotFound) as exc:
         _fail(str(exc))
     # Opening the index brings the file in line with the database (under the save lock).
-    open_index(settings.index_path, db, embedder.name, lambda: embedder.dim,
-               settings.exact_search_max, compress_above=settings.vector_compress_above)
+    IndexWriter.for_data_dir(settings, db, embedder.name, lambda: embedder.dim).apply_and_save(change)
     from capdex.api.photos import photo_dict
 
     data = photo_dict(db, photo_id)

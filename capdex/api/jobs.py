@@ -38,10 +38,6 @@ class JobError(Exception):
         self.reason = reason
 
 
-class _Cancelled(Exception):
-    """Raised from the progress callback to stop the indexer between batches."""
-
-
 @dataclass
 class Job:
     """One index or re-caption run and how far it got."""
@@ -63,8 +59,6 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def progress(self, stage: str, done: int, total: int) -> None:
-        if self.cancel.is_set():
-            raise _Cancelled
         self.stage, self.done, self.total = stage, done, total
 
 
@@ -154,16 +148,11 @@ class JobRunner:
 
     def _check_data_dir_free(self) -> None:
         """Refuse at once when another process (a `capdex index`) holds the data dir."""
-        from filelock import FileLock, Timeout
+        from capdex.index_lock import index_lock_free
 
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.settings.data_dir / "index.lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout as exc:
+        if not index_lock_free(self.settings):
             raise JobError(409, "another capdex index run is using this data dir; "
-                                "try again when it ends") from exc
-        lock.release()
+                                "try again when it ends")
 
     def _new_id(self) -> str:
         return uuid.uuid4().hex[:12]
@@ -184,17 +173,19 @@ class JobRunner:
         try:
             settings = self.settings.model_copy(update={"captioner": job.captioner})
             captioner = registry.create(job.captioner, settings)
+            # A cancel sets the run's stop event: it ends after the batches in hand, with every
+            # committed photo searchable, and saves the vector index.
             indexer = Indexer(settings, self.db, captioner=captioner, embedder=self.embedder,
-                              recaption=job.recaption, progress=job.progress)
+                              recaption=job.recaption, progress=job.progress, stop=job.cancel)
             if job.kind == "index":
                 summary = indexer.run(job.paths)
             else:
                 summary = indexer.recaption_photos(job.photo_ids)
-            job.summary = summary.as_dict()
-            job.state = "done"
-        except _Cancelled:
-            job.state, job.error = "cancelled", "stopped on request; finished batches are kept"
-            _save_index(indexer)
+            if job.cancel.is_set():
+                job.state, job.error = "cancelled", "stopped on request; finished batches are kept"
+            else:
+                job.summary = summary.as_dict()
+                job.state = "done"
         except Exception as exc:  # noqa: BLE001 - a failed job reports why instead of vanishing
             log.exception("job %s failed", job.id)
             job.state, job.error = "failed", str(exc) or type(exc).__name__
@@ -244,11 +235,11 @@ class JobRunner:
 
 
 def _save_index(indexer) -> None:  # type: ignore[no-untyped-def]
-    """After a stopped run, save the vectors it committed so searches see them now, not only
+    """After a failed run, save the vectors it committed so searches see them now, not only
     after the next run repairs the index file from the database."""
     if indexer is None:
         return
     try:
-        indexer.index.save()
+        indexer.writer.save()
     except Exception:  # noqa: BLE001 - the next run repairs the index from the database
-        log.exception("could not save the index after a stopped job")
+        log.exception("could not save the index after a failed job")
