@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from capdex.paths import is_under
+
 if TYPE_CHECKING:
     from capdex.embedder import Embedder
     from capdex.settings import Settings
@@ -98,7 +100,7 @@ def _encodable(path: str) -> bool:
 
 
 def _inside(path: str, roots: list[str]) -> bool:
-    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+    return any(is_under(path, root) for root in roots)
 
 
 class JobRunner:
