@@ -128,6 +128,9 @@ class VectorRefresh:
         self.session, self.embedder, self.ocr_words = session, embedder, ocr_words
         self._before: dict[int, VectorText | None] = {}
         self._new: set[int] = set()
+        #: Our embedder's vector ids of the watched photos, when watched: a write may delete
+        #: one itself (`capdex.store.words.set_words`), and the index must hear of it.
+        self._vectors: set[int] = set()
         #: Stored photos (not created in this transaction) embedded again by `finish`.
         self.reembedded = 0
 
@@ -137,6 +140,9 @@ class VectorRefresh:
         if new:
             self._new.update(ids)
         before = {} if new else vector_texts(self.session, ids, self.ocr_words)
+        if not new:
+            self._vectors.update(v[0] for v in _our_vectors(
+                self.session, self.embedder.name, ids).values())
         for photo_id in ids:
             self._before[photo_id] = before.get(photo_id)
 
@@ -149,6 +155,7 @@ class VectorRefresh:
         self.session.flush()
         now = vector_texts(self.session, ids, self.ocr_words)
         have = _our_vectors(self.session, self.embedder.name, ids)
+        change.removed += sorted(self._vectors - {v[0] for v in have.values()})
         todo: list[tuple[int, VectorText]] = []
         for photo_id in ids:
             text, vector = now.get(photo_id), have.get(photo_id)

@@ -18,11 +18,13 @@ from capdex.captioners.ocr import OcrEngine, OcrResult
 from capdex.embedder import Embedder
 from capdex.indexer import decode
 from capdex.indexer.pipeline import Indexer
+from capdex.indexer.stage import Stage
 from capdex.samples import SAMPLES, write_samples
 from capdex.search.engine import SearchEngine
 from capdex.settings import Settings
 from capdex.store.db import Database
-from capdex.store.models import Caption, File, OcrText, Photo, Vector
+from capdex.store.models import Caption, File, OcrText, Photo, PhotoWords, Vector
+from capdex.store.words import set_words
 from tests.conftest import ColourCaptioner, write_colour_photo
 
 
@@ -272,3 +274,58 @@ def test_a_run_stopped_during_ocr_leaves_every_committed_photo_searchable(
     rest = Indexer(plain, db, embedder=embedder, ocr_engine=SlowTextOcr(threading.Event(), 0))
     assert rest.run([photos]).ocr_read == 12 - len(read)
     assert ColourCaptioner.captioned() == 12  # never captioned again
+
+
+class PlaceStage(Stage):
+    """A stage that needs no pixels (like reverse geocoding from EXIF GPS): embedded words."""
+
+    name = "place-test"
+    word_kinds = ("place",)
+
+    @classmethod
+    def create(cls, settings, options):  # type: ignore[no-untyped-def]
+        return cls() if options.get("place") else None
+
+    @property
+    def version(self) -> str:
+        return "1"
+
+    def pending(self, session):  # type: ignore[no-untyped-def]
+        done = select(PhotoWords.photo_id).where(PhotoWords.kind == "place",
+                                                 PhotoWords.version == self.version)
+        return list(session.scalars(select(File.photo_id).distinct()
+                                    .where(File.photo_id.not_in(done)).order_by(File.photo_id)))
+
+    def run(self, inputs):  # type: ignore[no-untyped-def]
+        assert all(i.view is None and i.metadata is not None for i in inputs)
+        return ["Lisbon Portugal" for _ in inputs]
+
+    def write(self, session, photo_id, result, version) -> None:  # type: ignore[no-untyped-def]
+        set_words(session, photo_id, "place", result, embedded=True, version=version)
+
+
+def test_a_stage_added_to_a_library_runs_once_on_every_photo_without_decoding_for_no_pixels(
+        colour_folder, settings, db, embedder: Embedder, colour_captioner, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """One file plus one line in STAGES: stored photos get it once, their vectors re-embedded
+    with its words in the same commit (the index file follows), nothing decoded for it."""
+    from capdex.indexer import pipeline
+    from capdex.store import repo
+
+    Indexer(settings, db, embedder=embedder, ocr=False).run([colour_folder])
+    monkeypatch.setattr(pipeline, "STAGES", (*pipeline.STAGES, PlaceStage))
+    decodes = Counting(decode.decode_image)
+    monkeypatch.setattr(decode, "decode_image", decodes)
+
+    summary = Indexer(settings, db, embedder=embedder, ocr=False, place=True).run([colour_folder])
+
+    assert summary.unchanged == 6 and summary.reembedded == 6 and not decodes.calls
+    assert ColourCaptioner.captioned() == 6  # the first run's, never again
+    hits = SearchEngine(settings, db, embedder).search("Lisbon", k=10, mode="semantic")
+    assert len(hits.results) == 6
+    import faiss
+
+    saved = faiss.read_index(str(settings.index_path))
+    assert sorted(faiss.vector_to_array(saved.id_map).tolist()) == \
+        repo.vector_ids(db, embedder.name).tolist()
+    again = Indexer(settings, db, embedder=embedder, ocr=False, place=True).run([colour_folder])
+    assert not again.did_something

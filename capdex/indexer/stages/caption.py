@@ -28,6 +28,7 @@ class CaptionStage(Stage):
         self.settings = settings
         self._captioner = captioner
         self.recaption = recaption
+        self._version: str | None = None
 
     @classmethod
     def create(cls, settings: Settings, options: Mapping[str, Any]) -> CaptionStage:
@@ -41,7 +42,9 @@ class CaptionStage(Stage):
 
     @property
     def version(self) -> str:
-        return self.captioner.version
+        if self._version is None:  # some captioners work it out from their weights' files
+            self._version = self.captioner.version
+        return self._version
 
     @property
     def size(self) -> SizeHint | None:

@@ -41,6 +41,7 @@ class OcrStage(Stage):
     def __init__(self, settings: Settings, engine: OcrEngine | None = None) -> None:
         self.settings = settings
         self.engine = engine or shared_engine(settings.ocr_min_confidence)
+        self._version: str | None = None
 
     @classmethod
     def create(cls, settings: Settings, options: Mapping[str, Any]) -> OcrStage | None:
@@ -51,7 +52,9 @@ class OcrStage(Stage):
 
     @property
     def version(self) -> str:
-        return self.engine.version
+        if self._version is None:  # the engine reads it from the package metadata
+            self._version = self.engine.version
+        return self._version
 
     @property
     def _gate_side(self) -> int | None:
