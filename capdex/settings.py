@@ -215,8 +215,8 @@ class Settings(BaseSettings):
     # --- Text in photos (issue 10: OCR) ---------------------------------------------------------
     # OCR runs while indexing unless turned off (`--no-ocr`); fragments below the confidence
     # or with fewer than two letters/digits are dropped. Up to OCR_EMBED_WORDS words of a photo's
-    # text are embedded with its caption; OCR_MAX_SIDE is the longest side OCR sees (the caption
-    # decode is too small for text, so OCR decodes at this size).
+    # text are embedded with its caption; OCR_MAX_SIDE is the longest side OCR sees (a photo OCR
+    # reads is decoded once at this size, and the caption's view is reduced from it).
     ocr: bool = True
     ocr_min_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
     ocr_embed_words: int = Field(default=40, ge=0, le=500)

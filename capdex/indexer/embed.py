@@ -225,10 +225,10 @@ def refresh_vectors(db: Database, embedder: Embedder, photo_ids: Sequence[int], 
         chunk = ids[start : start + CHUNK]
         with db.read() as session:
             wanted = vector_texts(session, chunk, ocr_words)
+        if progress is not None:
+            progress("embed", start, len(ids))
         if not wanted:
             continue
-        if progress is not None:
-            progress("embed", total, len(ids))
         order = sorted(wanted)
         vectors = embedder.embed([wanted[p].text for p in order])
         change = VectorChange()
@@ -247,4 +247,6 @@ def refresh_vectors(db: Database, embedder: Embedder, photo_ids: Sequence[int], 
         if on_change is not None:
             on_change(change)
         total += len(change.added)
+    if progress is not None and ids and not (stop is not None and stop.is_set()):
+        progress("embed", len(ids), len(ids))
     return total

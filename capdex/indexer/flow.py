@@ -492,10 +492,17 @@ class Flow:
         """One transaction: new photos and their files, stage results ready so far, errors, and
         the vectors of every photo whose text changed."""
         summary, stages = self.summary, self.stages
-        self.indexer.embedder.warm_up()  # never load the model inside the transaction
         new = [i for i in batch if i.content is not None and i.error is None]
         failed = [i for i in batch if i.content is not None and i.error is not None]
-        stored = [i for i in batch if i.photo_id is not None and not i.skipped and i.error is None]
+        stored = [i for i in batch if i.photo_id is not None and not i.skipped and i.error is None
+                  and any(_ready(i, s) for s in i.stages)]
+        if not (new or failed or stored):  # e.g. photos only OCR (still running) wants
+            for item in batch:
+                if item.content is None and item.error is not None:
+                    self._stored_failure(item)
+            self._report(batch)
+            return
+        self.indexer.embedder.warm_up()  # never load the model inside the transaction
         with self.db.session() as session:
             refresh = VectorRefresh(session, self.indexer.embedder, self.settings.ocr_embed_words)
             refresh.watch([i.photo_id for i in stored if i.photo_id is not None])
@@ -514,9 +521,15 @@ class Flow:
                     self._stored_failure(item)
             self.indexer.writer.apply(refresh.finish())
         summary.reembedded += refresh.reembedded
-        self.committed += len(batch)
-        self.progress("caption", self.committed, max(self.committed, self.total))
+        self._report(batch)
         self.indexer.writer.maybe_save()
+
+    def _report(self, batch: list[Item]) -> None:
+        """Progress of the photos the model thread passed on ("caption": what the required
+        stages did; a batch only worker stages want is reported by them)."""
+        self.committed += len(batch)
+        if any(s.required for item in batch for s in item.stages):
+            self.progress("caption", self.committed, max(self.committed, self.total))
 
     def commit_late(self, stage: Stage, items: list[Item]) -> None:
         """A worker stage's results whose batch was committed before they were ready."""
@@ -609,6 +622,12 @@ class Flow:
             if not stage.required:
                 self.summary.stage_failures[stage.name] = \
                     self.summary.stage_failures.get(stage.name, 0) + 1
+
+
+def _ready(item: Item, stage: Stage) -> bool:
+    """A result of `stage` waits to be committed for `item`."""
+    result = item.results.get(stage.name)
+    return result is not None and not isinstance(result, Failed) and stage.name not in item.written
 
 
 def _facts(item: Item, size: int) -> PhotoFacts:
