@@ -59,9 +59,23 @@ class Job:
     summary: dict[str, object] | None = None
     error: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _stages: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def progress(self, stage: str, done: int, total: int) -> None:
-        self.stage, self.done, self.total = stage, done, total
+        """Called by the run's threads; the job shows the stage that matters most while it is
+        unfinished — captioning, then the worker stages (OCR), then embedding, then reading —
+        so OCR running beside captioning does not hide how far captioning got."""
+        with self._lock:
+            self._stages[stage] = (done, total)
+            open_ = [s for s, (d, t) in self._stages.items() if d < t]
+            shown = min(open_, key=_rank) if open_ else stage
+            self.stage, (self.done, self.total) = shown, self._stages[shown]
+
+
+def _rank(stage: str) -> int:
+    order = {"caption": 0, "embed": 2, "hash": 3, "scan": 4}
+    return order.get(stage, 1)  # a worker stage (ocr, ...)
 
 
 def check_paths(requested: list[str], roots: list[Path]) -> list[str]:

@@ -222,6 +222,9 @@ class Flow:
         self.resolver: Resolver | None = None
         self.read_all = False  # every file to read was read (the pass was not cut short)
         self.committed = self.total = 0
+        #: Photos expected through the model thread: files still to read count as new until
+        #: read (the progress total; exact once reading ends).
+        self.expected = 0
         #: Set when the pass fails: worker stages drop what they have queued.
         self.abort = threading.Event()
 
@@ -267,6 +270,8 @@ class Flow:
                 wanted = [item for item in batch if item.wants(worker.stage)]
                 if wanted:
                     worker.put(wanted, wait=wait)
+            if any(s.required for item in batch for s in item.stages):
+                self.progress("caption", self.committed, max(self.committed, self.expected))
             for stage in inline:
                 self.run_stage(stage, [item for item in batch if item.wants(stage)])
             for item in batch:
@@ -306,6 +311,7 @@ class Flow:
         pending: deque[tuple[FileStat, KnownFile | None, Future[tuple[Any, ...]]]] = deque()
         todo = iter(to_read)
         done = 0
+        self.expected += len(to_read)
         for stat, row in itertools.islice(todo, window):
             pending.append((stat, row, self._pool.submit(self._read_new, stat, row)))
         while pending:
@@ -320,6 +326,7 @@ class Flow:
             try:
                 read, photo_id, text = future.result()
             except OSError as exc:
+                self.expected -= 1
                 reason = ("file disappeared before it could be read"
                           if isinstance(exc, FileNotFoundError)
                           else f"cannot read: {exc.strerror or exc}")
@@ -331,7 +338,9 @@ class Flow:
                 content = self.resolver.add(stat, row, read.content_hash, photo_id)
                 if content is not None:
                     self._new_hashes.add(read.content_hash)
-            if content is not None:
+            if content is None:
+                self.expected -= 1  # a known photo's bytes, or more of this run's new ones
+            else:
                 self.total += 1
                 item = Item(stat.path, read.content_hash, list(self.stages), content=content,
                             read=read, sidecars=sidecar_texts)
@@ -358,6 +367,7 @@ class Flow:
     def stored(self, wanted: dict[int, list[Stage]]) -> Iterator[Item]:
         """Items for stored photos some stages must redo (read and checked when decoded)."""
         ids = sorted(wanted)
+        self.expected += sum(1 for p in ids if any(s.required for s in wanted[p]))
         for start in range(0, len(ids), 256):
             if self.stop.is_set():
                 return
@@ -368,6 +378,7 @@ class Flow:
                 facts = photos.facts_of(session, chunk)
             for photo_id in chunk:
                 if photo_id not in paths:
+                    self.expected -= any(s.required for s in wanted[photo_id])
                     continue
                 self.total += 1
                 item = Item(paths[photo_id][0], hashes[photo_id], wanted[photo_id],
@@ -527,9 +538,10 @@ class Flow:
     def _report(self, batch: list[Item]) -> None:
         """Progress of the photos the model thread passed on ("caption": what the required
         stages did; a batch only worker stages want is reported by them)."""
-        self.committed += len(batch)
-        if any(s.required for item in batch for s in item.stages):
-            self.progress("caption", self.committed, max(self.committed, self.total))
+        counted = sum(1 for item in batch if any(s.required for s in item.stages))
+        self.committed += counted
+        if counted:
+            self.progress("caption", self.committed, max(self.committed, self.expected))
 
     def commit_late(self, stage: Stage, items: list[Item]) -> None:
         """A worker stage's results whose batch was committed before they were ready."""

@@ -17,7 +17,9 @@ stage says, and what the pipeline does with it:
   batch (the caption). True — its own worker thread (OCR): it overlaps decoding and captioning,
   and no photo waits for it to become searchable by its caption. Results ready before their
   batch is committed go into that commit; later ones are committed on their own, and the photo
-  is embedded again only if its text changed.
+  is embedded again only if its text changed. A worker that falls far behind (its queue holds
+  `flow.WORKER_BUDGET` bytes of views) gets the photos it could not take after the rest of the
+  run, decoded again for it alone: the model never waits for a worker.
 - `run(inputs)`: one result per input, computed without touching the store. When it raises,
   the pipeline runs the photos one by one (`capdex.indexer.isolate`) so only a bad image
   fails; an exception in `fatal` (the model cannot run at all) stops the run instead.
