@@ -33,7 +33,7 @@ from capdex.samples import write_samples
 from capdex.settings import Settings
 from capdex.captioners import registry
 from capdex.captioners.ocr import shared_engine
-from capdex.indexer.ocr import embedding_text
+from capdex.indexer.embed import embedding_text
 from capdex.indexer.pipeline import Indexer
 from capdex.store.db import Database
 from capdex.store.models import Caption, File, OcrText

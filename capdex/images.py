@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import threading
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,40 +83,48 @@ SizeHint = int | tuple[int, int]
 
 
 def decode_image(
-    path: str | Path, *, max_pixels: int, size_hint: SizeHint | None = None
+    path: str | Path, *, max_pixels: int, size_hint: SizeHint | None = None,
+    data: bytes | None = None,
 ) -> DecodedImage:
     """Decode `path` into an upright RGB image.
 
     `max_pixels` refuses decompression bombs before decoding. `size_hint` lets JPEGs decode at a
     reduced scale (draft mode) when the consumer only needs that many pixels (see `SizeHint`).
-    Raises ImageLoadError with a reason a person can read, whatever is wrong with the file.
+    `data`: the file's bytes, already read (the indexer hashes and decodes one read); `path`
+    then only names the file. Raises ImageLoadError with a reason a person can read, whatever
+    is wrong with the file.
     """
     heif = os.path.splitext(os.fspath(path))[1].lower() in HEIF_EXTENSIONS
     if heif and not register_heif():
         raise ImageLoadError("HEIC/HEIF needs pillow-heif: pip install pillow-heif")
+    source: str | Path | io.BytesIO = path if data is None else io.BytesIO(data)
     try:
-        return _decode(path, max_pixels, size_hint)
+        return _decode(source, max_pixels, size_hint)
     except ImageLoadError as exc:
         # Phones sometimes export HEIC under a .jpg name: try again once HEIF is known.
         unknown = isinstance(exc.__cause__, UnidentifiedImageError)
-        if not unknown or _heif_state is not None or not _looks_like_heif(path):
+        if not unknown or _heif_state is not None or not _looks_like_heif(path, data):
             raise
         register_heif()
-        return _decode(path, max_pixels, size_hint)
+        return _decode(path if data is None else io.BytesIO(data), max_pixels, size_hint)
 
 
-def _looks_like_heif(path: str | Path) -> bool:
+def _looks_like_heif(path: str | Path, data: bytes | None = None) -> bool:
     """An ISO media file (`ftyp` box) of a HEIF brand."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(12)
+        if data is not None:
+            head = data[:12]
+        else:
+            with open(path, "rb") as handle:
+                head = handle.read(12)
     except OSError:
         return False
     return head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"heim",
                                                   b"heis", b"hevc", b"hevx")
 
 
-def _decode(path: str | Path, max_pixels: int, size_hint: SizeHint | None) -> DecodedImage:
+def _decode(path: str | Path | io.BytesIO, max_pixels: int,
+            size_hint: SizeHint | None) -> DecodedImage:
     try:
         with warnings.catch_warnings():
             # Our own pixel cap below is the limit; Pillow's lower default would only warn.
@@ -191,3 +201,23 @@ def load_image(path: str | Path, *, max_pixels: int,
                size_hint: SizeHint | None = None) -> Image.Image:
     """Just the upright RGB image of `path` (see `decode_image`)."""
     return decode_image(path, max_pixels=max_pixels, size_hint=size_hint).image
+
+
+def largest_hint(hints: Iterable[SizeHint | None]) -> SizeHint | None:
+    """The least size that satisfies every hint (None among them: no need)."""
+    shorts, longs = [], []
+    for hint in hints:
+        if hint:
+            short, long = (hint, hint) if isinstance(hint, int) else hint
+            shorts.append(short)
+            longs.append(max(short, long))
+    if not shorts:
+        return None
+    short, long = max(shorts), max(longs)
+    return short if short == long else (short, long)
+
+
+def reduce_image(image: Image.Image, size_hint: SizeHint) -> Image.Image:
+    """`image` shrunk by the largest whole factor that keeps `size_hint` (a fast box filter):
+    a smaller view of one decode for a consumer that needs fewer pixels."""
+    return _reduce(image, size_hint)

@@ -11,7 +11,13 @@ stored form escapes each such byte as `\\xNN` and a literal backslash as `\\\\`,
 
 from __future__ import annotations
 
+import os
 import re
+
+from sqlalchemy import and_, false, or_
+from sqlalchemy.types import NullType
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
 
 _ESCAPED = re.compile(r"\\(\\|x[0-9a-f]{2})")
 
@@ -50,3 +56,56 @@ def _is_utf8(path: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+# -- "path under a folder": one rule, in Python and in SQL ---------------------------------------
+def is_under(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or lies below it ("/a/bc" is not under "/a/b"), comparing
+    exactly: case matters, as it does to the file system capdex runs on."""
+    if folder == os.sep:
+        return path.startswith(os.sep)
+    base = folder.rstrip(os.sep)
+    return path == base or path.startswith(base + os.sep)
+
+
+class _Under(ColumnElement[bool]):
+    """`is_under` as SQL, compiled per database (see `under`)."""
+
+    type = NullType()  # not Boolean: SQLite would wrap it as "(...) = 1", hiding the index
+    inherit_cache = False  # holds plain attributes; statements using it are compiled anew
+
+    def __init__(self, column: ColumnElement[str], folders: tuple[str, ...]) -> None:
+        self.column, self.folders = column, folders
+
+
+def under(column: ColumnElement[str], *folders: str) -> ColumnElement[bool]:
+    """Rows whose path `column` is one of `folders` (stored form) or lies below one: `is_under`
+    in SQL, exact on every database.
+
+    On SQLite a range of the path index (`folder/` ≤ path < `folder0`, '0' being the character
+    after '/'): SQLite's LIKE ignores ASCII case, so `/x/Photos/%` also matched `/x/photos/...`
+    (a run over /x/Photos took the other folder's files for deleted; a `folder=` filter
+    returned both). PostgreSQL's LIKE is case-sensitive, and its text order need not be byte
+    order, so there it is a LIKE on the escaped prefix.
+    """
+    return _Under(column, tuple(folders))
+
+
+def _base(folder: str) -> str:
+    return "" if folder == os.sep else folder.rstrip(os.sep)
+
+
+@compiles(_Under)
+def _under_like(element: _Under, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
+    column = element.column
+    parts = [or_(column == f, column.startswith(_base(f) + os.sep, autoescape=True))
+             for f in element.folders]
+    return f"({compiler.process(or_(false(), *parts), **kw)})"
+
+
+@compiles(_Under, "sqlite")
+def _under_range(element: _Under, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
+    column, after_sep = element.column, chr(ord(os.sep) + 1)
+    parts = [or_(column == f, and_(column >= _base(f) + os.sep, column < _base(f) + after_sep))
+             for f in element.folders]
+    return f"({compiler.process(or_(false(), *parts), **kw)})"

@@ -88,7 +88,6 @@ class Settings(BaseSettings):
     # (search/calibration.py); keyword: IDF-weighted share of the query's words found; hybrid:
     # the two fused — so one cut-off means the same in each mode. Defaults measured on
     # tests/data/eval (README, "Search quality").
-    search_default_k: int = Field(default=20, ge=1, le=1000)
     search_mode: Literal["hybrid", "semantic", "keyword"] = "hybrid"
     # 0.3, not 0.2: on the sample photos plus 26 real photos from Debian's wallpaper packages,
     # 0.2 let 10 of 30 queries for things in no photo ("zebra crossing", "pizza", "sushi")
@@ -221,8 +220,8 @@ class Settings(BaseSettings):
     # --- Text in photos (issue 10: OCR) ---------------------------------------------------------
     # OCR runs while indexing unless turned off (`--no-ocr`); fragments below the confidence
     # or with fewer than two letters/digits are dropped. Up to OCR_EMBED_WORDS words of a photo's
-    # text are embedded with its caption; OCR_MAX_SIDE is the longest side OCR sees (the caption
-    # decode is too small for text, so OCR decodes at this size).
+    # text are embedded with its caption; OCR_MAX_SIDE is the longest side OCR sees (a photo OCR
+    # reads is decoded once at this size, and the caption's view is reduced from it).
     ocr: bool = True
     ocr_min_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
     ocr_embed_words: int = Field(default=40, ge=0, le=500)
@@ -337,10 +336,6 @@ class Settings(BaseSettings):
     @property
     def index_path(self) -> Path:
         return self.data_dir / "vectors.faiss"
-
-    @property
-    def thumbnails_dir(self) -> Path:
-        return self.data_dir / "thumbnails"
 
     @property
     def models_dir(self) -> Path:

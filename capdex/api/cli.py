@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -10,6 +9,22 @@ from typing import Annotated, Any
 
 import typer
 
+from capdex.api.cli_common import (
+    CaptionerOpt,
+    DataDir,
+    EndpointOpt,
+    JsonOpt,
+    ModelOpt,
+    ModelPathOpt,
+    _check_captioner,
+    _database,
+    _fail,
+    _indexed_database,
+    _NoIndex,
+    _open_indexed,
+    _print_json,
+    _settings,
+)
 from capdex.api.cli_help import PlainGroup
 
 app = typer.Typer(
@@ -21,102 +36,6 @@ app = typer.Typer(
     cls=PlainGroup,
     rich_markup_mode=None,
 )
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", metavar="DIR", envvar="CAPDEX_DATA_DIR",
-                 show_default="$XDG_DATA_HOME/capdex or ~/.local/share/capdex",
-                 help="Where the index is kept (database, vectors, thumbnails, models)."),
-]
-CaptionerOpt = Annotated[str | None, typer.Option("--captioner", "-c", metavar="NAME",
-                         help="Captioning model (`capdex models list`); default: tagger.")]
-ModelPathOpt = Annotated[Path | None, typer.Option("--model-path", metavar="DIR",
-                         help="Load the captioner's model files from DIR.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-EndpointOpt = Annotated[str | None, typer.Option("--endpoint", metavar="URL",
-                        help="Base URL of an HTTP captioner (ollama, openai, anthropic).")]
-ModelOpt = Annotated[str | None, typer.Option("--model", metavar="NAME",
-                     help="Model of an HTTP captioner, or a hub id for hf-vlm.")]
-
-
-def _settings(**overrides: Any):  # type: ignore[no-untyped-def]
-    """Settings from the environment, with command-line values (those not None) on top."""
-    from pydantic import ValidationError
-
-    from capdex.settings import Settings
-
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        _fail(f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
-
-
-def _database(settings):  # type: ignore[no-untyped-def]
-    from capdex.store.db import Database, StoreError
-
-    try:
-        return Database(settings.db_url)
-    except StoreError as exc:
-        _fail(str(exc))
-
-
-class _NoIndex(Exception):
-    """The data dir holds no index, or an empty one; the message says where and what to do."""
-
-
-def _indexed_database(settings, photos: bool = True):  # type: ignore[no-untyped-def]
-    """The database of an existing index (holding photos, unless `photos` is False); exits 1
-    saying so when there is none.
-
-    A command that reads the index must not create one: a search in the wrong data dir would
-    otherwise leave an empty database behind and answer "No matching photos.".
-    """
-    try:
-        return _open_indexed(settings, photos)
-    except _NoIndex as exc:
-        _fail(str(exc), code=1)
-
-
-def _open_indexed(settings, photos: bool = True):  # type: ignore[no-untyped-def]
-    from sqlalchemy import func, select
-    from sqlalchemy.engine import make_url
-
-    url = make_url(settings.db_url)
-    where = f"in {settings.data_dir}" if settings.database_url is None else f"at {url!r}"
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
-            and not Path(url.database).is_file():
-        raise _NoIndex(f"no index {where} yet (0 photos)" + _how_to_index(settings))
-    db = _database(settings)
-    if not photos:
-        return db
-    from capdex.store.models import File
-
-    with db.read() as session:
-        files = session.scalar(select(func.count(File.id))) or 0
-    if not files:
-        raise _NoIndex(f"the index {where} holds no photos yet" + _how_to_index(settings))
-    return db
-
-
-def _how_to_index(settings) -> str:  # type: ignore[no-untyped-def]
-    """What to run instead: index a folder, or point at the data dir that `make run` filled."""
-    hint = ". Index a folder first: capdex index ~/Pictures"
-    local = Path.cwd() / ".capdex-data"
-    if (local / "capdex.db").is_file() and local.resolve() != settings.data_dir.resolve():
-        hint += (f"\n`make run` indexed into {local}; to search it:\n"
-                 f"    export CAPDEX_DATA_DIR={local}")
-    else:
-        hint += " (or pass --data-dir, or set CAPDEX_DATA_DIR, where you indexed before)"
-    return hint
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"capdex: error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _print_json(data: object) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, default=str))
 
 
 @app.callback()
@@ -226,15 +145,6 @@ class _stop_on_signals:
 
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
-
-
-def _check_captioner(settings) -> None:  # type: ignore[no-untyped-def]
-    from capdex.captioners import CaptionerError, registry
-
-    try:
-        registry.captioner_class(settings.captioner)
-    except (CaptionerError, ImportError) as exc:
-        _fail(str(exc))
 
 
 _STAGES = {"scan": "looking for photos", "hash": "checking files", "caption": "captioning",
@@ -453,13 +363,11 @@ def status(data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
 @app.command()
 def errors(data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
     """Files that could not be indexed, and why (retried when the file changes)."""
-    from sqlalchemy import select
-
-    from capdex.store.models import IndexingError
+    from capdex.store.errors import all_errors
 
     settings = _settings(data_dir=data_dir)
     with _indexed_database(settings, photos=False).read() as session:
-        rows = session.scalars(select(IndexingError).order_by(IndexingError.path)).all()
+        rows = all_errors(session)
     if as_json:
         _print_json({"errors": [{"path": r.path, "reason": r.reason, "when": r.created_at,
                                  "size": r.size} for r in rows]})
@@ -553,7 +461,7 @@ def caption_set(
     """Set (or --clear) a photo's human caption; it is searchable at once."""
     from capdex.embedder import get_embedder
     from capdex.indexer.human import CaptionRejected, PhotoNotFound, clear_human_caption, set_human_caption
-    from capdex.store.vectors import open_index
+    from capdex.store.index_writer import IndexWriter
 
     if clear == (text is not None):
         _fail("give either a caption or --clear")
@@ -562,15 +470,14 @@ def caption_set(
     embedder = get_embedder(settings)
     try:
         if clear:
-            clear_human_caption(db, embedder, photo_id, ocr_words=settings.ocr_embed_words)
+            change = clear_human_caption(db, embedder, photo_id, ocr_words=settings.ocr_embed_words)
         else:
-            set_human_caption(db, embedder, photo_id, text or "",
-                              ocr_words=settings.ocr_embed_words)
+            change = set_human_caption(db, embedder, photo_id, text or "",
+                                       ocr_words=settings.ocr_embed_words)
     except (CaptionRejected, PhotoNotFound) as exc:
         _fail(str(exc))
     # Opening the index brings the file in line with the database (under the save lock).
-    open_index(settings.index_path, db, embedder.name, lambda: embedder.dim,
-               settings.exact_search_max, compress_above=settings.vector_compress_above)
+    IndexWriter.for_data_dir(settings, db, embedder.name, lambda: embedder.dim).apply_and_save(change)
     from capdex.api.photos import photo_dict
 
     data = photo_dict(db, photo_id)

@@ -15,7 +15,7 @@ LLM_HELP = "Protocol of the LLM: openai (also llama.cpp's and vLLM's servers), o
 
 def register(app: typer.Typer) -> None:
     """Add `ask` to the `capdex` app."""
-    from capdex.api import cli
+    from capdex.api import cli_common as cli
 
     @app.command()
     def ask(
@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _ask_library(settings: Any, db: Any, question: str, k: int | None, as_json: bool) -> None:
-    from capdex.api import cli
+    from capdex.api import cli_common as cli
     from capdex.search.ask import AskError, Asker, AskUnavailable
     from capdex.search.engine import SearchEngine
     from capdex.search.request import SearchRequestError
@@ -97,7 +97,7 @@ def _print_photos(photos: list[dict[str, Any]]) -> None:
 
 
 def _ask_photo(settings: Any, db: Any, photo_id: int, question: str, as_json: bool) -> None:
-    from capdex.api import cli
+    from capdex.api import cli_common as cli
     from capdex.api.photos import load_photo
     from capdex.captioners import CaptionerError, QuestionsNotSupported
     from capdex.captioners.questions import answerer

@@ -1,4 +1,4 @@
-"""`capdex spark-index` and `capdex import`: caption on a Spark cluster, merge the result here.
+"""`capdex spark-index` and `capdex import`: index on a Spark cluster, merge the result here.
 
 Registered on the main app by api/cli.py (`register(app)`).
 """
@@ -8,10 +8,11 @@ from typing import Annotated
 
 import typer
 
+from capdex.api import cli_common as common
+
 
 def register(app: typer.Typer) -> None:
     """Add the two commands to the `capdex` app."""
-    from capdex.api import cli
 
     @app.command("spark-index")
     def spark_index(
@@ -25,12 +26,12 @@ def register(app: typer.Typer) -> None:
                           "local[*]).")] = None,
         conf: Annotated[list[str] | None, typer.Option("--conf", help="Extra Spark setting "
                         "KEY=VALUE (repeatable), e.g. spark.executor.memory=2g.")] = None,
-        captioner: cli.CaptionerOpt = None,
-        model_path: cli.ModelPathOpt = None,
-        endpoint: cli.EndpointOpt = None,
-        model: cli.ModelOpt = None,
-        data_dir: cli.DataDir = None,
-        as_json: cli.JsonOpt = False,
+        captioner: common.CaptionerOpt = None,
+        model_path: common.ModelPathOpt = None,
+        endpoint: common.EndpointOpt = None,
+        model: common.ModelOpt = None,
+        data_dir: common.DataDir = None,
+        as_json: common.JsonOpt = False,
     ) -> None:
         """Caption and embed photos on Apache Spark into Parquet; merge it with `capdex import`.
 
@@ -38,15 +39,15 @@ def register(app: typer.Typer) -> None:
         """
         from capdex.indexer.spark_job import SparkJobError, run_spark_index
 
-        settings = cli._settings(data_dir=data_dir, captioner=captioner, model_path=model_path,
+        settings = common._settings(data_dir=data_dir, captioner=captioner, model_path=model_path,
                                  captioner_endpoint=endpoint, captioner_model=model)
-        cli._check_captioner(settings)
+        common._check_captioner(settings)
         try:
             summary = run_spark_index(paths, output, settings, master=master, conf=conf or ())
         except SparkJobError as exc:
-            cli._fail(str(exc))
+            common._fail(str(exc))
         if as_json:
-            cli._print_json(summary.__dict__)
+            common._print_json(summary.__dict__)
         else:
             typer.echo(summary.line())
             if summary.failed:
@@ -56,8 +57,8 @@ def register(app: typer.Typer) -> None:
     @app.command("import")
     def import_(
         source: Annotated[Path, typer.Argument(help="A `capdex spark-index` Parquet result.")],
-        data_dir: cli.DataDir = None,
-        as_json: cli.JsonOpt = False,
+        data_dir: common.DataDir = None,
+        as_json: common.JsonOpt = False,
     ) -> None:
         """Merge a spark-index result into the store and the vector index (safe to repeat).
 
@@ -67,14 +68,14 @@ def register(app: typer.Typer) -> None:
         from capdex.indexer.importer import ParquetImportError, import_parquet
         from capdex.indexer.pipeline import IndexerError
 
-        settings = cli._settings(data_dir=data_dir)
-        db = cli._database(settings)
+        settings = common._settings(data_dir=data_dir)
+        db = common._database(settings)
         try:
             summary = import_parquet(settings, db, source)
         except (ParquetImportError, IndexerError) as exc:
-            cli._fail(str(exc))
+            common._fail(str(exc))
         if as_json:
-            cli._print_json(summary.as_dict())
+            common._print_json(summary.as_dict())
         else:
             typer.echo(summary.line())
             if summary.failed:

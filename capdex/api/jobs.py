@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from capdex.paths import is_under
+
 if TYPE_CHECKING:
     from capdex.embedder import Embedder
     from capdex.settings import Settings
@@ -38,10 +40,6 @@ class JobError(Exception):
         self.reason = reason
 
 
-class _Cancelled(Exception):
-    """Raised from the progress callback to stop the indexer between batches."""
-
-
 @dataclass
 class Job:
     """One index or re-caption run and how far it got."""
@@ -61,11 +59,23 @@ class Job:
     summary: dict[str, object] | None = None
     error: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _stages: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def progress(self, stage: str, done: int, total: int) -> None:
-        if self.cancel.is_set():
-            raise _Cancelled
-        self.stage, self.done, self.total = stage, done, total
+        """Called by the run's threads; the job shows the stage that matters most while it is
+        unfinished — captioning, then the worker stages (OCR), then embedding, then reading —
+        so OCR running beside captioning does not hide how far captioning got."""
+        with self._lock:
+            self._stages[stage] = (done, total)
+            open_ = [s for s, (d, t) in self._stages.items() if d < t]
+            shown = min(open_, key=_rank) if open_ else stage
+            self.stage, (self.done, self.total) = shown, self._stages[shown]
+
+
+def _rank(stage: str) -> int:
+    order = {"caption": 0, "embed": 2, "hash": 3, "scan": 4}
+    return order.get(stage, 1)  # a worker stage (ocr, ...)
 
 
 def check_paths(requested: list[str], roots: list[Path]) -> list[str]:
@@ -104,7 +114,7 @@ def _encodable(path: str) -> bool:
 
 
 def _inside(path: str, roots: list[str]) -> bool:
-    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+    return any(is_under(path, root) for root in roots)
 
 
 class JobRunner:
@@ -159,16 +169,11 @@ class JobRunner:
 
     def _check_data_dir_free(self) -> None:
         """Refuse at once when another process (a `capdex index`) holds the data dir."""
-        from filelock import FileLock, Timeout
+        from capdex.index_lock import index_lock_free
 
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.settings.data_dir / "index.lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout as exc:
+        if not index_lock_free(self.settings):
             raise JobError(409, "another capdex index run is using this data dir; "
-                                "try again when it ends") from exc
-        lock.release()
+                                "try again when it ends")
 
     def _new_id(self) -> str:
         return uuid.uuid4().hex[:12]
@@ -189,17 +194,19 @@ class JobRunner:
         try:
             settings = self.settings.model_copy(update={"captioner": job.captioner})
             captioner = registry.create(job.captioner, settings)
+            # A cancel sets the run's stop event: it ends after the batches in hand, with every
+            # committed photo searchable, and saves the vector index.
             indexer = Indexer(settings, self.db, captioner=captioner, embedder=self.embedder,
-                              recaption=job.recaption, progress=job.progress)
+                              recaption=job.recaption, progress=job.progress, stop=job.cancel)
             if job.kind == "index":
                 summary = indexer.run(job.paths)
             else:
                 summary = indexer.recaption_photos(job.photo_ids)
-            job.summary = summary.as_dict()
-            job.state = "done"
-        except _Cancelled:
-            job.state, job.error = "cancelled", "stopped on request; finished batches are kept"
-            _save_index(indexer)
+            if job.cancel.is_set():
+                job.state, job.error = "cancelled", "stopped on request; finished batches are kept"
+            else:
+                job.summary = summary.as_dict()
+                job.state = "done"
         except (CaptionerError, IndexerError) as exc:  # said in the job's error: no traceback
             log.warning("job %s failed: %s", job.id, exc)
             job.state, job.error = "failed", str(exc) or type(exc).__name__
@@ -254,11 +261,11 @@ class JobRunner:
 
 
 def _save_index(indexer) -> None:  # type: ignore[no-untyped-def]
-    """After a stopped run, save the vectors it committed so searches see them now, not only
+    """After a failed run, save the vectors it committed so searches see them now, not only
     after the next run repairs the index file from the database."""
     if indexer is None:
         return
     try:
-        indexer.index.save()
+        indexer.writer.save()
     except Exception:  # noqa: BLE001 - the next run repairs the index from the database
-        log.exception("could not save the index after a stopped job")
+        log.exception("could not save the index after a failed job")

@@ -12,15 +12,14 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
 
 from capdex.api import photos
 from capdex.api.schemas import LocalDateTime
+from capdex.image_cache import PREVIEWS, cached_path, write_cached
 from capdex.paths import to_fs
 from capdex.settings import Settings
 from capdex.store import repo
-from capdex.store.models import File, Photo
+from capdex.store.models import Photo
 
 router = APIRouter(tags=["photos"])
 
@@ -83,24 +82,16 @@ def list_photos(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> PhotoListOut:
     """Every indexed photo, newest taken first (undated last): the page's grid before a query."""
-    present = select(File.photo_id).distinct()
-    with request.app.state.db.read() as session:
-        total = session.scalar(select(func.count()).select_from(present.subquery())) or 0
-        photos = session.scalars(
-            select(Photo).where(Photo.id.in_(present))
-            .order_by(Photo.taken_at.is_(None), Photo.taken_at.desc(), Photo.id.desc())
-            .limit(limit).offset(offset)
-            .options(selectinload(Photo.files), selectinload(Photo.captions))
-        ).all()
-        items = []
-        for photo in photos:
-            caption = repo.effective_caption(photo.captions)
-            items.append(PhotoListItem(
-                id=photo.id, path=repo.first_path(photo) or "", taken_at=photo.taken_at,
-                caption=caption.text if caption else None,
-                caption_source=caption.source if caption else None,
-                captioner=caption.captioner if caption else None,
-            ))
+    total, page = repo.photos_page(request.app.state.db, limit, offset)
+    items = []
+    for photo in page:
+        caption = repo.effective_caption(photo.captions)
+        items.append(PhotoListItem(
+            id=photo.id, path=repo.first_path(photo) or "", taken_at=photo.taken_at,
+            caption=caption.text if caption else None,
+            caption_source=caption.source if caption else None,
+            captioner=caption.captioner if caption else None,
+        ))
     return PhotoListOut(total=total, results=items)
 
 
@@ -111,25 +102,18 @@ def preview(request: Request, photo_id: PhotoId) -> Response:
     """The photo upright, at most 1600 pixels a side, as WebP (made once, then cached)."""
     settings: Settings = request.app.state.settings
     photo = photo_or_404(request, photo_id)
-    path = settings.data_dir / "previews" / photo.content_hash[:2] / f"{photo.content_hash}.webp"
+    path = cached_path(settings, PREVIEWS, photo.content_hash)
     if not path.exists():
         _write_preview(settings, existing_file(photo), path, photo_id)
     return cached_image(request, path, f"{photo.content_hash[:32]}-p{PREVIEW_SIZE}", "image/webp")
 
 
 def _write_preview(settings: Settings, source: str, path: FsPath, photo_id: int) -> None:
-    import io
-
-    from PIL import Image
-
     from capdex.images import ImageLoadError, load_image
-    from capdex.store.vectors import atomic_write_bytes
 
     try:
         image = load_image(source, max_pixels=settings.max_image_pixels, size_hint=PREVIEW_SIZE)
     except ImageLoadError as exc:
         raise HTTPException(404, f"photo {photo_id} cannot be read: {exc}") from exc
-    image.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    image.save(buffer, format="WEBP", quality=82, method=4)
-    atomic_write_bytes(path, buffer.getvalue())
+    content_hash = path.stem
+    write_cached(settings, PREVIEWS, content_hash, image, PREVIEW_SIZE)

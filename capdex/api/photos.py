@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import selectinload
-
 from capdex.api.schemas import CaptionOut, PhotoOut
 from capdex.store import repo
 from capdex.store.db import Database
@@ -11,10 +9,7 @@ from capdex.store.models import Photo
 
 
 def load_photo(db: Database, photo_id: int) -> Photo | None:
-    with db.read() as session:
-        return session.get(Photo, photo_id, options=[selectinload(Photo.files),
-                                                     selectinload(Photo.captions),
-                                                     selectinload(Photo.ocr)])
+    return repo.load_photo(db, photo_id)
 
 
 def photo_out(photo: Photo) -> PhotoOut:

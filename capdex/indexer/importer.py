@@ -10,6 +10,7 @@ vector index is then brought in line with the database under its save lock
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -17,15 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from capdex.embedder import Embedder, canonical_name, get_embedder
+from capdex.index_lock import DataDirBusy, index_lock
+from capdex.indexer.embed import photos_needing_vectors, refresh_vectors, vector_texts
+from capdex.indexer.stage import Stage
 from capdex.settings import Settings
-from capdex.indexer.embed import embed_missing, photos_without_vectors
+from capdex.store import captions, errors, photos
 from capdex.store.db import Database
-from capdex.store.models import MACHINE, Caption, File, IndexingError, Photo, Vector
-from capdex.store.vectors import open_index
+from capdex.store.index_writer import IndexWriter
+from capdex.store.models import File, Vector
+from capdex.store.photos import PhotoFacts
 
 log = logging.getLogger(__name__)
 
@@ -86,46 +90,49 @@ def import_parquet(settings: Settings, db: Database, source: str | Path, *,
     started = time.monotonic()
     summary = ImportSummary()
     store_embedder = embedder.name if embedder else canonical_name(settings.embedder)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(settings.data_dir / "index.lock"))
     try:
-        lock.acquire(timeout=0)
-    except Timeout as exc:
-        raise IndexerError(f"another capdex index run is using {settings.data_dir}; wait for it "
-                           "to finish") from exc
-    try:
-        dim: int | None = None
-        for rows in read_rows(source):
-            summary.rows += len(rows)
-            dim = _merge(db, rows, store_embedder, summary) or dim
-        _drop_orphan_vectors(db)
-        model = embedder
-        if photos_without_vectors(db, store_embedder):
-            # As an index run embeds them (caption + OCR text), so a photo gets one vector
-            # whichever way it came in.
-            model = model or get_embedder(settings)
-            summary.reembedded = embed_missing(db, model, settings.ocr_embed_words)
-            dim = model.dim
-        if dim is not None or settings.index_path.exists():
-            index = open_index(settings.index_path, db, store_embedder,
-                               dim if dim is not None else lambda: (model or get_embedder(settings)).dim,
-                               settings.exact_search_max,
-                               compress_above=settings.vector_compress_above)
-            index.save(db)  # under the save lock, after syncing with the database
-    finally:
-        lock.release()
+        with index_lock(settings):
+            dim: int | None = None
+            stages = _stages(settings)
+            for rows in read_rows(source):
+                summary.rows += len(rows)
+                dim = _merge(db, rows, store_embedder, summary, stages,
+                             settings.ocr_embed_words) or dim
+            with db.session() as session:
+                photos.drop_orphan_vectors(session)
+            model = embedder
+            wanted = photos_needing_vectors(db, store_embedder)
+            if wanted:
+                # As an index run embeds them (caption + OCR text + words), so a photo gets one
+                # vector whichever way it came in.
+                model = model or get_embedder(settings)
+                summary.reembedded = refresh_vectors(db, model, wanted, settings.ocr_embed_words)
+                dim = model.dim
+            if dim is not None or settings.index_path.exists():
+                size = dim if dim is not None else (lambda: (model or get_embedder(settings)).dim)
+                # opening brings the file in line with the database, under its save lock
+                IndexWriter.for_data_dir(settings, db, store_embedder, size).sync()
+    except DataDirBusy as exc:
+        raise IndexerError(str(exc)) from exc
     summary.seconds = time.monotonic() - started
     return summary
 
 
+def _stages(settings: Settings) -> dict[str, Stage]:
+    """The stages whose results a Parquet file may carry, to write them (no model is loaded)."""
+    from capdex.indexer.stages import STAGES
+
+    created = (cls.create(settings, {"ocr": True}) for cls in STAGES)
+    return {stage.name: stage for stage in created if stage is not None}
+
+
 def _merge(db: Database, rows: list[dict[str, Any]], store_embedder: str,
-           summary: ImportSummary) -> int | None:
+           summary: ImportSummary, stages: dict[str, Stage], ocr_words: int) -> int | None:
     """One transaction for one chunk of rows; returns the dimension of vectors it stored."""
     dim = None
     with db.session() as session:
-        hashes = sorted({r["content_hash"] for r in rows if r["content_hash"]})
-        photo_of = dict(session.execute(
-            select(Photo.content_hash, Photo.id).where(Photo.content_hash.in_(hashes))).all())
+        photo_of = photos.photos_by_hash(session, {r["content_hash"] for r in rows
+                                                   if r["content_hash"]})
         paths = [r["path"] for r in rows]
         files = {f.path: f for f in session.scalars(select(File).where(File.path.in_(paths)))}
         for row in rows:
@@ -136,13 +143,13 @@ def _merge(db: Database, rows: list[dict[str, Any]], store_embedder: str,
                     continue
                 if known is not None:  # its old content is gone and the new one is unreadable
                     session.delete(known)
-                _record_error(session, path, row["error"] or "no caption", row["size"],
-                              row["mtime_ns"])
+                errors.record_error(session, path, row["error"] or "no caption", row["size"],
+                                    row["mtime_ns"])
                 summary.failed += 1
                 continue
             photo_id = photo_of.get(row["content_hash"])
             if photo_id is None:
-                photo_id, stored = _create_photo(session, row, store_embedder)
+                photo_id, stored = _create_photo(session, row, store_embedder, stages, ocr_words)
                 photo_of[row["content_hash"]] = photo_id
                 dim = stored or dim
                 summary.new += 1
@@ -157,41 +164,33 @@ def _merge(db: Database, rows: list[dict[str, Any]], store_embedder: str,
                 files[path] = known
             else:
                 known.size, known.mtime_ns, known.photo_id = row["size"], row["mtime_ns"], photo_id
-            session.execute(delete(IndexingError).where(IndexingError.path == path))
+            errors.clear_errors(session, [path])
         session.flush()
     return dim
 
 
-def _create_photo(session, row: dict[str, Any], store_embedder: str) -> tuple[int, int | None]:  # type: ignore[no-untyped-def]
-    """A new photo with its machine caption, and its vector when it is our embedder's."""
-    photo = Photo(content_hash=row["content_hash"], size=row["size"], width=row.get("width"),
-                  height=row.get("height"), taken_at=row.get("taken_at"),
-                  camera_make=row.get("camera_make"), camera_model=row.get("camera_model"),
-                  lens=row.get("lens"), gps_latitude=row.get("gps_latitude"),
-                  gps_longitude=row.get("gps_longitude"))
-    session.add(photo)
-    session.flush()
-    caption = Caption(photo_id=photo.id, text=row["caption"], source=MACHINE,
-                      captioner=row.get("captioner"), captioner_version=row.get("captioner_version"))
-    session.add(caption)
-    session.flush()
+def _create_photo(session, row: dict[str, Any], store_embedder: str,  # type: ignore[no-untyped-def]
+                  stages: dict[str, Stage], ocr_words: int) -> tuple[int, int | None]:
+    """A new photo with its machine caption and the other stages' results, and its vector when
+    it is our embedder's and embeds what this store would (else `refresh_vectors` embeds it)."""
+    [photo_id] = photos.create_photos(session, [PhotoFacts(
+        row["content_hash"], row["size"], row.get("width"), row.get("height"),
+        row.get("taken_at"), row.get("camera_make"), row.get("camera_model"), row.get("lens"),
+        row.get("gps_latitude"), row.get("gps_longitude"))])
+    captions.set_machine_caption(session, photo_id, row["caption"], row.get("captioner"),
+                                 row.get("captioner_version"))
+    for name, entry in json.loads(row.get("stages") or "{}").items():
+        stage = stages.get(name)
+        if stage is None:
+            log.warning("%s: results of an unknown stage %r are not imported", row["path"], name)
+            continue
+        stage.write(session, photo_id, entry["result"], entry["version"])
     vector = row.get("vector")
     if row.get("embedder") != store_embedder or not vector:
-        return photo.id, None  # embedded here with the store's embedder (`_embed_missing`)
-    session.add(Vector.of(photo.id, caption.id, store_embedder, vector))
-    return photo.id, len(vector)
-
-
-def _record_error(session, path: str, reason: str, size: int | None, mtime_ns: int | None) -> None:  # type: ignore[no-untyped-def]
-    existing = session.scalar(select(IndexingError).where(IndexingError.path == path))
-    if existing is None:
-        session.add(IndexingError(path=path, reason=reason, size=size, mtime_ns=mtime_ns))
-    else:
-        existing.reason, existing.size, existing.mtime_ns = reason, size, mtime_ns
-
-
-def _drop_orphan_vectors(db: Database) -> None:
-    """A file relinked to other content may leave its old photo with no file: out of the index
-    (its captions stay, should it return), as an index run does."""
-    with db.session() as session:
-        session.execute(delete(Vector).where(Vector.photo_id.not_in(select(File.photo_id))))
+        return photo_id, None
+    session.flush()
+    text = vector_texts(session, [photo_id], ocr_words).get(photo_id)
+    if text is None or text.text != (row.get("embedded_text") or row["caption"]):
+        return photo_id, None  # it embeds other words here (e.g. another ocr_embed_words)
+    session.add(Vector.of(photo_id, text.caption_id, store_embedder, vector, text.ocr_id))
+    return photo_id, len(vector)

@@ -6,17 +6,11 @@ to test without a database or a model.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from capdex.indexer.scan import FileStat
-
-#: Read size when hashing: large, so a file is a few GIL hand-backs, not one per megabyte (each
-#: can wait ~5 ms for a thread running Python, e.g. the model's).
-HASH_CHUNK = 1 << 23
-
 
 class KnownFile(NamedTuple):
     """A file row as stored (a named tuple: a re-run loads one per stored file)."""
@@ -78,25 +72,12 @@ def plan_changes(
     return plan
 
 
-def hash_file(path: str) -> str:
-    """SHA-256 of the file's bytes (hashlib releases the GIL, so threads overlap)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclass
 class NewContent:
     """Bytes no stored photo has: caption once, then link every file that carries them."""
 
     content_hash: str
     files: list[tuple[FileStat, KnownFile | None]] = field(default_factory=list)
-
-    @property
-    def representative(self) -> FileStat:
-        return self.files[0][0]
 
 
 @dataclass
@@ -110,29 +91,51 @@ class Resolution:
     new_content: dict[str, NewContent] = field(default_factory=dict)
 
 
+class Resolver:
+    """Classifies hashed files one at a time, in scan order (files stream in as they are read).
+
+    `photo_id` is the stored photo with the file's bytes, as the store was before this run. A
+    new path whose photo lost a file this run is a move; bytes no stored photo has are new
+    content, grouped by hash (identical new files are one photo, captioned once).
+    """
+
+    def __init__(self, gone: list[KnownFile]) -> None:
+        self.result = Resolution()
+        self._gone_photos: dict[int, int] = defaultdict(int)
+        for row in gone:
+            self._gone_photos[row.photo_id] += 1
+
+    def add(self, stat: FileStat, row: KnownFile | None, content_hash: str,
+            photo_id: int | None) -> NewContent | None:
+        """Record one file; returns its NewContent when it is the first file of new bytes."""
+        result = self.result
+        if row is not None and photo_id == row.photo_id:
+            result.touched.append((stat, row))  # same bytes, new mtime: nothing to redo
+        elif photo_id is not None and row is not None:
+            result.relinked.append((stat, row, photo_id))  # edited into a photo we know
+        elif photo_id is not None:
+            if self._gone_photos[photo_id] > 0:
+                self._gone_photos[photo_id] -= 1
+                result.moves.append((stat, photo_id))
+            else:
+                result.copies.append((stat, photo_id))
+        else:
+            content = result.new_content.get(content_hash)
+            if content is None:
+                content = result.new_content[content_hash] = NewContent(content_hash)
+                content.files.append((stat, row))
+                return content
+            content.files.append((stat, row))
+        return None
+
+
 def resolve(
     hashed: list[tuple[FileStat, KnownFile | None, str]],
     photo_by_hash: dict[str, int],
     gone: list[KnownFile],
 ) -> Resolution:
     """Classify hashed files. A new path whose photo lost a file this run is a move."""
-    result = Resolution()
-    gone_photos = defaultdict(int)
-    for row in gone:
-        gone_photos[row.photo_id] += 1
+    resolver = Resolver(gone)
     for stat, row, content_hash in hashed:
-        photo_id = photo_by_hash.get(content_hash)
-        if row is not None and photo_id == row.photo_id:
-            result.touched.append((stat, row))  # same bytes, new mtime: nothing to redo
-        elif photo_id is not None and row is not None:
-            result.relinked.append((stat, row, photo_id))  # edited into a photo we know
-        elif photo_id is not None:
-            if gone_photos[photo_id] > 0:
-                gone_photos[photo_id] -= 1
-                result.moves.append((stat, photo_id))
-            else:
-                result.copies.append((stat, photo_id))
-        else:
-            content = result.new_content.setdefault(content_hash, NewContent(content_hash))
-            content.files.append((stat, row))
-    return result
+        resolver.add(stat, row, content_hash, photo_by_hash.get(content_hash))
+    return resolver.result

@@ -73,11 +73,6 @@ class ScanResult:
     temp_files: list[str] = field(default_factory=list)
 
 
-def printable_path(path: str) -> str:
-    """The stored (and shown) form of an OS path; see `capdex.paths`."""
-    return to_store(path)
-
-
 def is_image_name(name: str, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> bool:
     return os.path.splitext(name)[1].lower() in extensions
 

@@ -20,31 +20,32 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from capdex.paths import to_fs
-from capdex.indexer.human import MAX_CAPTION_LENGTH
 from capdex.indexer.scan import FileStat, sidecar_names
 from capdex.indexer.xmp import SidecarText, XmpError, read_sidecar, write_sidecar
-from capdex.store import repo
+from capdex.store import captions
 from capdex.store.db import Database
-from capdex.store.models import HUMAN, MACHINE, Caption, File, utcnow
+from capdex.store.models import MACHINE, Caption, File, utcnow
 
 log = logging.getLogger(__name__)
 
-XMP_ORIGIN = "xmp"
+XMP_ORIGIN = captions.XMP_ORIGIN
+
+
+def read_one(stat: FileStat) -> SidecarText | None:
+    """The text of the image's sidecar (None: it has none, or it is unreadable)."""
+    if stat.sidecar is None:
+        return None
+    try:
+        return read_sidecar(stat.sidecar.fs_path)
+    except (OSError, XmpError) as exc:
+        log.warning("%s: sidecar ignored: %s", stat.sidecar.path, exc)
+        return None
 
 
 def read_all(stats: Iterable[FileStat], pool: ThreadPoolExecutor) -> dict[str, SidecarText | None]:
     """The sidecar text of each image that has a sidecar, keyed by image path (None: unreadable)."""
     with_sidecar = [s for s in stats if s.sidecar is not None]
-
-    def read(stat: FileStat) -> SidecarText | None:
-        assert stat.sidecar is not None
-        try:
-            return read_sidecar(stat.sidecar.fs_path)
-        except (OSError, XmpError) as exc:
-            log.warning("%s: sidecar ignored: %s", stat.sidecar.path, exc)
-            return None
-
-    return dict(zip((s.path for s in with_sidecar), pool.map(read, with_sidecar), strict=True))
+    return dict(zip((s.path for s in with_sidecar), pool.map(read_one, with_sidecar), strict=True))
 
 
 def needs_reading(stat: FileStat, stored_stamp: tuple[int, int] | None) -> bool:
@@ -52,38 +53,21 @@ def needs_reading(stat: FileStat, stored_stamp: tuple[int, int] | None) -> bool:
 
 
 def apply(session: Session, file_id: int, photo_id: int, stat: FileStat,
-          text: SidecarText | None) -> tuple[list[int], bool]:
-    """Record the file's sidecar stamp and the caption it holds for the photo.
-
-    Returns (vector ids removed because the effective caption changed, whether a human caption
-    was taken from the sidecar).
-    """
-    captions = session.scalars(select(Caption).where(Caption.photo_id == photo_id)).all()
-    human = next((c for c in captions if c.source == HUMAN), None)
-    machine = next((c for c in captions if c.source == MACHINE), None)
+          text: SidecarText | None) -> bool:
+    """Record the file's sidecar stamp and take the caption it holds for the photo (the rules
+    are `capdex.store.captions.take_sidecar_caption`'s). Returns whether a human caption was
+    taken from the sidecar; the caller's commit re-embeds the photo if its caption changed."""
+    machine = session.scalar(select(Caption).where(Caption.photo_id == photo_id,
+                                                   Caption.source == MACHINE))
     ours = (text is not None and text.machine_caption is not None and machine is not None
             and text.description == text.machine_caption == machine.text)
     size, mtime = stat.sidecar_stamp or (None, None)
     session.execute(update(File).where(File.id == file_id).values(
         sidecar_size=size, sidecar_mtime_ns=mtime, xmp_written_at=utcnow() if ours else None))
     if stat.sidecar is None or text is None:
-        return [], False
-    wanted = " ".join((text.human_caption or "").split())[:MAX_CAPTION_LENGTH]
-    if human is not None and human.captioner != XMP_ORIGIN:
-        return [], False  # typed into capdex by a person: a sidecar never replaces it
-    if wanted:
-        if human is not None and human.text == wanted:
-            return [], False
-        if human is None:
-            session.add(Caption(photo_id=photo_id, text=wanted, source=HUMAN, captioner=XMP_ORIGIN))
-        else:
-            human.text, human.created_at = wanted, utcnow()
-    elif human is not None:
-        session.delete(human)  # the person cleared the sidecar's caption
-    else:
-        return [], False
-    session.flush()
-    return repo.delete_vectors_of(session, [photo_id]), bool(wanted)
+        return False
+    wanted = text.human_caption or ""
+    return captions.take_sidecar_caption(session, photo_id, wanted) and bool(wanted.strip())
 
 
 @dataclass
@@ -96,7 +80,7 @@ def write_machine_captions(db: Database, scope: ColumnElement[bool]) -> WriteRep
     """Write the machine caption into the sidecar of every file in `scope` (a filter on
     File.path) whose photo has no human caption and whose sidecar lacks the current caption."""
     report = WriteReport()
-    human = select(Caption.photo_id).where(Caption.source == HUMAN)
+    human = captions.with_human_caption()
     with db.read() as session:
         rows = session.execute(
             select(File.id, File.path, Caption.text, Caption.captioner, Caption.captioner_version)

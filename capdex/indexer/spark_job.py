@@ -1,10 +1,17 @@
-"""Captioning on Apache Spark: list photos, caption and embed them on the executors, write Parquet.
+"""Indexing on Apache Spark: list photos, run the index stages and embed on the executors,
+write Parquet.
 
 The result is merged into a store with `capdex import` (`indexer/importer.py`), so a cluster run
 and local `capdex index` runs feed one collection. The driver only lists files; each executor's
-Python worker loads the captioner and the embedder once (cached in this module) and processes
-its partitions in batches through `mapInPandas`. A file that cannot be hashed, decoded or
-captioned becomes a row with an `error`, never a failed job.
+Python worker creates the stages (`capdex.indexer.stages`: the captioner, OCR when on, ...) and
+the embedder once (cached in this module) and processes its partitions in batches through
+`mapInPandas`, as an index run does: each photo read once (hash and decode from the same
+bytes), decoded once for every stage, each stage over the batch with bad-image isolation
+(`capdex.indexer.isolate`). The caption has its own columns; other stages' results travel in
+`stages` (JSON: {name: {"version", "result"}}) and `capdex import` writes them with the stage's
+own `write`. The vector embeds `embedded_text` (`capdex.indexer.embed.embedding_text`: caption
+and the text OCR read). A file that cannot be read, decoded or captioned becomes a row with an
+`error`, never a failed job.
 
 On a cluster (`spark://...`, YARN, Kubernetes) capdex's own packages travel with the job (a zip
 given to `addPyFile`), so the executors run the driver's code. Their Python (`spark_python`) must
@@ -43,7 +50,8 @@ SCHEMA = (
     "path string, size long, mtime_ns long, content_hash string, caption string, "
     "captioner string, captioner_version string, embedder string, dim int, vector array<float>, "
     "width int, height int, taken_at timestamp, camera_make string, camera_model string, "
-    "lens string, gps_latitude double, gps_longitude double, error string"
+    "lens string, gps_latitude double, gps_longitude double, error string, stages string, "
+    "embedded_text string"
 )
 COLUMNS = [part.strip().split(" ", 1)[0] for part in SCHEMA.split(",")]
 
@@ -80,19 +88,20 @@ def _pyspark():  # type: ignore[no-untyped-def]
     return pyspark
 
 
-# -- executor side ----------------------------------------------------------------------------------
-#: (captioner, embedder) per settings, loaded once per Python worker process and reused by every
+# -- executor side ---------------------------------------------------------------------------------
+#: (stages, embedder) per settings, created once per Python worker process and reused by every
 #: partition that worker runs (PySpark reuses its workers by default).
 _MODELS: dict[str, tuple[Any, Any]] = {}
 
 
 def _models(settings: Settings) -> tuple[Any, Any]:
     from capdex.embedder import get_embedder
-    from capdex.captioners import registry
+    from capdex.indexer.stages import STAGES
 
     key = settings.model_dump_json()
     if key not in _MODELS:
-        _MODELS[key] = (registry.create(settings.captioner, settings), get_embedder(settings))
+        stages = [s for s in (cls.create(settings, {}) for cls in STAGES) if s is not None]
+        _MODELS[key] = (stages, get_embedder(settings))
     return _MODELS[key]
 
 
@@ -111,13 +120,14 @@ def caption_frames(frames: Iterable[pd.DataFrame], settings: Settings,
     import pandas as pd
 
     settings = executor_settings(settings, data_dir)
-    captioner, embedder = _models(settings)
-    size = settings.batch_size or captioner.batch_size
+    stages, embedder = _models(settings)
+    required = next(s for s in stages if s.required)
+    size = settings.batch_size or required.captioner.batch_size
     for frame in frames:
         records = frame.to_dict("records")
         rows: list[dict[str, Any]] = []
         for start in range(0, len(records), size):
-            rows.extend(_caption_batch(records[start : start + size], settings, captioner, embedder))
+            rows.extend(process_batch(records[start : start + size], settings, stages, embedder))
         out = pd.DataFrame(rows, columns=COLUMNS)
         # Keep integer columns integer even where failed rows left them empty.
         for column in ("width", "height", "dim"):
@@ -125,25 +135,29 @@ def caption_frames(frames: Iterable[pd.DataFrame], settings: Settings,
         yield out
 
 
-def _caption_batch(records: list[dict[str, Any]], settings: Settings, captioner: Any,
-                   embedder: Any) -> list[dict[str, Any]]:
-    from capdex.images import ImageLoadError, decode_image
-    from capdex.captioners import CaptionerError
-    from capdex.indexer.metadata import read_metadata
-    from capdex.indexer.plan import hash_file
+def process_batch(records: list[dict[str, Any]], settings: Settings, stages: list[Any],
+                  embedder: Any) -> list[dict[str, Any]]:
+    """The index stages over one batch of listed files: one output row per record."""
+    import json
+
+    from capdex.images import ImageLoadError
+    from capdex.indexer.decode import decode_for
+    from capdex.indexer.embed import embedding_text
+    from capdex.indexer.isolate import Failed, isolate
+    from capdex.indexer.read import read_photo
+    from capdex.indexer.stage import StageInput
 
     rows: list[dict[str, Any]] = []
-    ready: list[tuple[dict[str, Any], Any]] = []
-    hint = captioner.input_size or None
+    ready: list[tuple[dict[str, Any], Any, Any]] = []  # (row, StageViews, bytes)
     for record in records:
         row = {column: None for column in COLUMNS}
         row.update(path=record["path"], size=int(record["size"]), mtime_ns=int(record["mtime_ns"]))
         rows.append(row)
         fs_path = to_fs(record["path"])
         try:
-            row["content_hash"] = hash_file(fs_path)
-            decoded = decode_image(fs_path, max_pixels=settings.max_image_pixels, size_hint=hint)
-            meta = read_metadata(decoded.exif, decoded.size)
+            read = read_photo(fs_path)  # one read: the hash and the decode see the same bytes
+            row["content_hash"] = read.content_hash
+            views = decode_for(fs_path, read.data, stages, max_pixels=settings.max_image_pixels)
         except ImageLoadError as exc:
             row["error"] = str(exc)
             continue
@@ -158,36 +172,52 @@ def _caption_batch(records: list[dict[str, Any]], settings: Settings, captioner:
         except Exception as exc:  # noqa: BLE001 - one strange file must never fail the job
             row["error"] = f"could not read image ({type(exc).__name__}: {exc})"
             continue
+        meta = views.metadata
         row.update(width=meta.width, height=meta.height, taken_at=meta.taken_at,
                    camera_make=meta.camera_make, camera_model=meta.camera_model, lens=meta.lens,
                    gps_latitude=meta.latitude, gps_longitude=meta.longitude)
-        ready.append((row, decoded.image))
-    texts = _caption_isolating(captioner, ready, CaptionerError)
-    captioned = [(row, text) for (row, _), text in zip(ready, texts, strict=True) if text is not None]
-    vectors = embedder.embed([text for _, text in captioned])
-    for (row, text), vector in zip(captioned, vectors, strict=True):
-        row.update(caption=text, captioner=captioner.name, captioner_version=captioner.version,
-                   embedder=embedder.name, dim=len(vector), vector=vector.tolist())
+        ready.append((row, views, read))
+    results: dict[str, dict[int, Any]] = {}
+    for stage in stages:
+        todo = [(i, row, views, read) for i, (row, views, read) in enumerate(ready)
+                if row["error"] is None and (stage.size is None or stage.name in views.views)]
+        inputs = [StageInput(row["path"], None, views.views.get(stage.name), views.metadata,
+                             lambda hint, p=row["path"], r=read: _larger(p, r, hint, settings))
+                  for _, row, views, read in todo]
+        done = isolate(stage.run, inputs, describe=stage.describe_failure, fatal=stage.fatal)
+        for (i, row, _, _), result in zip(todo, done, strict=True):
+            if isinstance(result, Failed):
+                if stage.required:
+                    row["error"] = result.reason
+                continue
+            results.setdefault(stage.name, {})[i] = result
+        for row, views, _ in ready:
+            if stage.name in views.failed and stage.required and row["error"] is None:
+                row["error"] = views.failed[stage.name]
+    required = next(s for s in stages if s.required)
+    captioned = [(i, row) for i, (row, _, _) in enumerate(ready)
+                 if row["error"] is None and i in results.get(required.name, {})]
+    texts = []
+    for i, row in captioned:
+        row.update(caption=str(results[required.name][i]), captioner=required.captioner.name,
+                   captioner_version=required.version)
+        others = {s.name: {"version": s.version, "result": results[s.name][i]}
+                  for s in stages if not s.required and i in results.get(s.name, {})}
+        row["stages"] = json.dumps(others) if others else None
+        shown = results.get("ocr", {}).get(i, {}).get("text", "")
+        row["embedded_text"] = embedding_text(row["caption"], shown, settings.ocr_embed_words)
+        texts.append(row["embedded_text"])
+    vectors = embedder.embed(texts)
+    for (_, row), vector in zip(captioned, vectors, strict=True):
+        row.update(embedder=embedder.name, dim=len(vector), vector=vector.tolist())
     return rows
 
 
-def _caption_isolating(captioner: Any, ready: list[tuple[dict[str, Any], Any]],
-                       fatal: type[Exception]) -> list[str | None]:
-    """Caption a batch; if it fails, one by one, so only the image that breaks the model fails."""
-    if not ready:
-        return []
-    try:
-        texts = [str(t) for t in captioner.caption_batch([image for _, image in ready])]
-        if len(texts) != len(ready):
-            raise RuntimeError(f"returned {len(texts)} captions for {len(ready)} images")
-        return texts
-    except fatal:
-        raise  # the model cannot run at all: failing the task (and job) is the honest outcome
-    except Exception as exc:  # noqa: BLE001
-        if len(ready) == 1:
-            ready[0][0]["error"] = f"captioning failed ({captioner.name}): {exc}"
-            return [None]
-        return [_caption_isolating(captioner, [item], fatal)[0] for item in ready]
+def _larger(path: str, read: Any, hint: Any, settings: Settings) -> Any:
+    from capdex.images import decode_image
+
+    return decode_image(to_fs(path), max_pixels=settings.max_image_pixels, size_hint=hint,
+                        data=read.data).image
 
 
 # -- driver side -------------------------------------------------------------------------------------

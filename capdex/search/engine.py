@@ -10,7 +10,6 @@ photo's caption, file names, folders or camera (`store.keyword`); hybrid = the t
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from capdex.embedder import Embedder, get_embedder
+from capdex.paths import is_under
 from capdex.settings import Settings
 from capdex.search import filters
 from capdex.search.cache import QueryCache
@@ -356,8 +356,7 @@ def _rounded(value: float | None) -> float | None:
 def _shown_path(photo: Photo, folder: str | None) -> str | None:
     """The file people see: the first one inside the filtered folder, else the oldest one."""
     if folder:
-        prefix = folder if folder == os.sep else folder + os.sep
         for file in photo.files:
-            if file.path == folder or file.path.startswith(prefix):
+            if is_under(file.path, folder):
                 return file.path
     return repo.first_path(photo)

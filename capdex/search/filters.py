@@ -3,19 +3,17 @@ whether it shows text)."""
 
 from __future__ import annotations
 
-import os
+from sqlalchemy import Select, and_, func, select
 
-from sqlalchemy import Select, and_, func, or_, select
-
+from capdex.paths import under
 from capdex.search.request import SearchRequest
 from capdex.store.models import File, OcrText, Photo
 
 
 def folder_condition(column, folder: str):  # type: ignore[no-untyped-def]
-    """`column` (a path) is `folder` itself or inside it — "/a/b" does not match "/a/bc"."""
-    if folder == os.sep:
-        return column.startswith(os.sep)
-    return or_(column == folder, column.startswith(folder + os.sep, autoescape=True))
+    """`column` (a path) is `folder` itself or inside it — "/a/b" does not match "/a/bc" —
+    comparing exactly, case included (`capdex.paths.under`, as the indexer does)."""
+    return under(column, folder)
 
 
 def allowed_photos(request: SearchRequest) -> Select | None:

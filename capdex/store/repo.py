@@ -11,7 +11,13 @@ import numpy as np
 from sqlalchemy import delete, exists, func, select, text
 from sqlalchemy.orm import Session
 
-from capdex.store.models import HUMAN, MACHINE, Caption, File, IndexingError, Photo, Vector
+from capdex.store.captions import effective_caption
+from capdex.store.models import HUMAN as HUMAN_SOURCE
+from capdex.store.models import Caption, File, IndexingError, Photo, Vector
+
+__all__ = ["Counts", "counts", "delete_vectors_of", "effective_caption", "first_path",
+           "load_photo", "load_vectors", "photos_of_vectors", "photos_page", "vector_ids",
+           "vector_stamp", "vectors_of_photos"]
 
 if TYPE_CHECKING:
     from capdex.store.db import Database
@@ -43,20 +49,30 @@ def load_vectors(db: Database, ids: list[int], dim: int) -> tuple[np.ndarray, np
     return out_ids, matrix
 
 
-def effective_caption(captions: Iterable[Caption]) -> Caption | None:
-    """The caption that speaks for a photo: the human one if any, else the machine one."""
-    best: Caption | None = None
-    for caption in captions:
-        if caption.source == HUMAN:
-            return caption
-        if caption.source == MACHINE:
-            best = caption
-    return best
+def load_photo(db: Database, photo_id: int) -> Photo | None:
+    """The photo with its files, captions and OCR text loaded (for showing it)."""
+    from sqlalchemy.orm import selectinload
+
+    with db.read() as session:
+        return session.get(Photo, photo_id, options=[selectinload(Photo.files),
+                                                     selectinload(Photo.captions),
+                                                     selectinload(Photo.ocr)])
 
 
-def photos_with_files(session: Session):  # type: ignore[no-untyped-def]
-    """A select of ids of photos that have at least one file present."""
-    return select(File.photo_id).distinct()
+def photos_page(db: Database, limit: int, offset: int) -> tuple[int, list[Photo]]:
+    """(how many photos have a file, one page of them newest taken first, undated last), with
+    their files and captions loaded."""
+    from sqlalchemy.orm import selectinload
+
+    present = select(File.photo_id).distinct()
+    with db.read() as session:
+        total = session.scalar(select(func.count()).select_from(present.subquery())) or 0
+        photos = list(session.scalars(
+            select(Photo).where(Photo.id.in_(present))
+            .order_by(Photo.taken_at.is_(None), Photo.taken_at.desc(), Photo.id.desc())
+            .limit(limit).offset(offset)
+            .options(selectinload(Photo.files), selectinload(Photo.captions))))
+    return total, photos
 
 
 @dataclass(frozen=True)
@@ -87,22 +103,27 @@ def captions_by_source(db: Database) -> dict[str, int]:
     with db.read() as session:
         rows = session.execute(
             select(Caption.source, Caption.captioner, func.count(Caption.id))
-            .where(Caption.photo_id.in_(photos_with_files(session)))
+            .where(Caption.photo_id.in_(select(File.photo_id).distinct()))
             .group_by(Caption.source, Caption.captioner)
         ).all()
     counts: dict[str, int] = {}
     for source, captioner, n in rows:
-        key = "human" if source == HUMAN else (captioner or "unknown")
+        key = "human" if source == HUMAN_SOURCE else (captioner or "unknown")
         counts[key] = counts.get(key, 0) + n
     return dict(sorted(counts.items(), key=lambda item: (item[0] == "human", -item[1], item[0])))
 
 
-def delete_vectors_of(session: Session, photo_ids: Iterable[int]) -> list[int]:
-    """Remove every vector of these photos; return the removed vector ids (for the index)."""
+def delete_vectors_of(session: Session, photo_ids: Iterable[int],
+                      embedder: str | None = None) -> list[int]:
+    """Remove the vectors of these photos (only `embedder`'s, if given); return the removed
+    vector ids (for the index)."""
     photo_ids = list(photo_ids)
     if not photo_ids:
         return []
-    ids = list(session.scalars(select(Vector.id).where(Vector.photo_id.in_(photo_ids))))
+    query = select(Vector.id).where(Vector.photo_id.in_(photo_ids))
+    if embedder is not None:
+        query = query.where(Vector.embedder == embedder)
+    ids = list(session.scalars(query))
     if ids:
         session.execute(delete(Vector).where(Vector.id.in_(ids)))
     return ids

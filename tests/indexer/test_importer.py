@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from capdex.embedder import Embedder
 from capdex.settings import Settings
 from capdex.indexer.importer import import_parquet
-from capdex.indexer.ocr import embedding_text
+from capdex.indexer.embed import embedding_text
 from capdex.indexer.pipeline import Indexer
 from capdex.indexer.spark_job import COLUMNS
 from capdex.store.db import Database

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from capdex.embedder import Embedder
 from capdex.settings import Settings
 from capdex.captioners.ocr import OcrEngine, OcrResult, shared_engine
-from capdex.indexer.ocr import drop_stale_vectors, embedding_text
+from capdex.indexer.embed import embedding_text, photos_needing_vectors
 from capdex.indexer.pipeline import Indexer, IndexerError
 from capdex.search.engine import SearchEngine
 from capdex.store.db import Database
@@ -193,4 +193,4 @@ def test_a_persons_caption_is_embedded_with_the_text_shown(index, settings, db, 
         assert len(change.added) == 1
         with db.read() as session:
             assert session.scalar(select(Vector.ocr_id).where(Vector.photo_id == page.photo_id)) == page.id
-    assert drop_stale_vectors(db) == []  # nothing for the next run to redo
+    assert photos_needing_vectors(db, embedder.name) == []  # nothing for the next run to redo

@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from capdex.embedder import Embedder
 from capdex.settings import Settings
-from capdex.indexer import pipeline
+from capdex.indexer import decode
+from capdex.indexer.flow import Flow
 from capdex.indexer.pipeline import Indexer
 from capdex.store.db import Database
 from capdex.store.models import Caption, File, IndexingError, Photo, Vector
@@ -50,19 +51,20 @@ def photos(tmp_path: Path) -> Path:
 
 
 def test_decoding_and_committing_overlap_captioning(photos, tmp_path, monkeypatch, colour_captioner, embedder: Embedder):  # type: ignore[no-untyped-def]
-    settings = Settings(data_dir=tmp_path / "data", captioner="test-colour", decode_threads=2)
+    settings = Settings(data_dir=tmp_path / "data", captioner="test-colour", decode_threads=2,
+                        ocr=False)  # OCR overlaps captioning too: tests/indexer/test_write_path.py
     db = Database(settings.db_url)
     embedder.warm_up()  # steady state; a loading embedder only delays the writer thread
     rec = Recorder()
-    real_decode = pipeline.decode_image
-    monkeypatch.setattr(pipeline, "decode_image",
+    real_decode = decode.decode_image
+    monkeypatch.setattr(decode, "decode_image",
                         lambda *a, **k: rec.timed("decode", 0.05, lambda: real_decode(*a, **k)))
     real_caption = ColourCaptioner.caption_batch
     monkeypatch.setattr(ColourCaptioner, "caption_batch",
                         lambda self, images: rec.timed("caption", 0.3,
                                                        lambda: real_caption(self, images)))
-    real_commit = Indexer._commit_batch
-    monkeypatch.setattr(Indexer, "_commit_batch",
+    real_commit = Flow.commit_batch
+    monkeypatch.setattr(Flow, "commit_batch",
                         lambda self, *a: rec.timed("commit", 0.2, lambda: real_commit(self, *a)))
 
     summary = Indexer(settings, db, embedder=embedder).run([photos])
@@ -102,7 +104,8 @@ def test_batched_writes_leave_the_same_rows_as_before(photos, tmp_path, colour_c
 
 
 def test_prepare_runs_in_the_decode_threads_and_a_failure_fails_only_its_photo(photos, tmp_path, monkeypatch, colour_captioner, embedder: Embedder):  # type: ignore[no-untyped-def]
-    settings = Settings(data_dir=tmp_path / "data", captioner="test-colour", decode_threads=2)
+    settings = Settings(data_dir=tmp_path / "data", captioner="test-colour", decode_threads=2,
+                        ocr=False)  # OCR overlaps captioning too: tests/indexer/test_write_path.py
     db = Database(settings.db_url)
     prepared_in: set[str] = set()
     captioned: list[object] = []
@@ -135,7 +138,8 @@ def test_prepare_runs_in_the_decode_threads_and_a_failure_fails_only_its_photo(p
 def test_captioning_does_not_wait_for_a_slow_embedder(photos, tmp_path, monkeypatch, colour_captioner, embedder: Embedder):  # type: ignore[no-untyped-def]
     """Embedding runs in the writer thread: a loading (slow) embedder holds back the commits,
     not the model, which captions the following batches meanwhile."""
-    settings = Settings(data_dir=tmp_path / "data", captioner="test-colour", decode_threads=2)
+    settings = Settings(data_dir=tmp_path / "data", captioner="test-colour", decode_threads=2,
+                        ocr=False)  # OCR overlaps captioning too: tests/indexer/test_write_path.py
     db = Database(settings.db_url)
     rec = Recorder()
     real_embed = embedder.embed

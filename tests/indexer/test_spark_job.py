@@ -186,7 +186,8 @@ def test_a_file_an_executor_cannot_find_is_an_error_row_naming_shared_storage(
 ) -> None:
     """The driver lists paths; an executor that does not see them (no shared mount) records an
     error row for each, and the job goes on."""
-    from capdex.indexer.spark_job import _caption_batch
+    from capdex.indexer.spark_job import process_batch
+    from capdex.indexer.stages import CaptionStage
 
     class NeverCalled:
         name, version, input_size = "never", "1", None
@@ -194,8 +195,9 @@ def test_a_file_an_executor_cannot_find_is_an_error_row_naming_shared_storage(
         def caption_batch(self, images: list[object]) -> list[str]:
             raise AssertionError("nothing readable to caption")
 
-    rows = _caption_batch([{"path": str(tmp_path / "gone.jpg"), "size": 10, "mtime_ns": 1}],
-                          Settings(data_dir=tmp_path / "data"), NeverCalled(), embedder)
+    settings = Settings(data_dir=tmp_path / "data")
+    rows = process_batch([{"path": str(tmp_path / "gone.jpg"), "size": 10, "mtime_ns": 1}],
+                         settings, [CaptionStage(settings, NeverCalled())], embedder)  # type: ignore[arg-type]
     assert rows[0]["caption"] is None
     assert "not found on Spark executor host" in rows[0]["error"]
     assert "storage every executor reads" in rows[0]["error"]

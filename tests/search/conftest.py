@@ -15,7 +15,7 @@ from capdex.embedder import Embedder
 from capdex.settings import Settings
 from capdex.search.engine import SearchEngine
 from capdex.store.db import Database
-from capdex.indexer.ocr import embedding_text
+from capdex.indexer.embed import embedding_text
 from capdex.store.models import MACHINE, Caption, File, OcrText, Photo, Vector
 
 EVAL_DIR = Path(__file__).parent.parent / "data" / "eval"

@@ -247,3 +247,18 @@ def test_an_empty_library_returns_nothing(make_engine) -> None:  # type: ignore[
     engine, _ = make_engine([])
     for mode in ("hybrid", "semantic", "keyword"):
         assert engine.search("cat", mode=mode).total == 0
+
+
+def test_the_folder_filter_is_exact_about_case(make_engine) -> None:  # type: ignore[no-untyped-def]
+    """SQLite's LIKE ignores ASCII case: `folder=/x/Photos` also returned /x/photos/... (the
+    indexer already compared exactly; both now use `capdex.paths.under`)."""
+    engine, _ = make_engine([Item("/x/Photos/a.jpg", "a cat on a wall"),
+                             Item("/x/photos/b.jpg", "a cat on a wall"),
+                             Item("/x/PHOTOS/sub/c.jpg", "a cat on a wall")])
+    for mode in ("keyword", "semantic", "hybrid"):
+        assert names(engine.search("cat", mode=mode, min_score=-1, folder="/x/Photos")) == \
+            ["a.jpg"], mode
+        assert names(engine.search("cat", mode=mode, min_score=-1, folder="/x/photos")) == \
+            ["b.jpg"], mode
+    assert sorted(names(engine.search("cat", min_score=-1, folder="/x"))) == \
+        ["a.jpg", "b.jpg", "c.jpg"]
