@@ -59,6 +59,8 @@ def search(page: Any, words: str) -> Any:
     """Type into the search box as a person would; the first card once results show it."""
     page.locator("#q").fill(words)
     expect(page.locator("#summary")).to_contain_text(f"“{words}”", timeout=TIMEOUT)
+    # "Searching for “…”…" also names the words: wait until the answer has replaced it.
+    expect(page.locator("#summary")).not_to_contain_text("Searching for", timeout=TIMEOUT)
     return page.locator(".card").first
 
 

@@ -61,6 +61,7 @@ def search(page: Any, words: str) -> Any:
     """Type into the search box; the first card once the results for `words` show."""
     page.locator("#q").fill(words)
     expect(page.locator("#summary")).to_contain_text(f"“{words}”", timeout=TIMEOUT)
+    expect(page.locator("#summary")).not_to_contain_text("Searching for", timeout=TIMEOUT)
     expect(page.locator(".card").first).to_be_visible(timeout=TIMEOUT)
     return page.locator(".card").first
 
