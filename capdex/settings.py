@@ -70,6 +70,10 @@ class Settings(BaseSettings):
         "that has not ended within this many seconds exits at once (as safe as kill -9); 0 waits.",
     )
     thumbnail_size: int = Field(default=384, ge=32, le=2048)
+    preview_decodes: int | None = Field(
+        default=None, ge=1, le=64, description="Full decodes the server runs at once (previews, "
+        "thumbnails); default: what a quarter of the memory holds at CAPDEX_MAX_IMAGE_PIXELS.",
+    )
     decode_threads: int = Field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)), ge=1)
 
     # Trustworthy indexing: how often a long run saves the vector index (so searches and a
