@@ -72,7 +72,7 @@ def assert_consistent(data_dir: Path, root: Path, embedder: str) -> dict[str, in
                                      "max_id": max(on_disk, default=None),
                                      "size": index_path.stat().st_size}
 
-    leftovers = [p for p in list(data_dir.rglob("*.tmp")) + list(root.rglob("*.tmp"))]
+    leftovers = list(data_dir.rglob("*.tmp")) + list(root.rglob("*.tmp"))
     assert not leftovers, leftovers
     db.close()
     return {"files": len(files), "photos": len(present), "vectors": len(vectors)}

@@ -191,8 +191,8 @@ def photos_needing_vectors(db: Database, embedder: str) -> list[int]:
                                              Vector.embedder == embedder)
         missing = set(session.scalars(select(File.photo_id).distinct()
                                       .where(~has_vector.exists())))
-        shown = {photo_id: ocr_id for photo_id, ocr_id in session.execute(
-            select(OcrText.photo_id, OcrText.id).where(OcrText.text != ""))}
+        shown = dict(session.execute(
+            select(OcrText.photo_id, OcrText.id).where(OcrText.text != "")).tuples())
         ids = list(shown)
         for start in range(0, len(ids), 500):
             rows = session.execute(select(Vector.photo_id, Vector.ocr_id).where(
