@@ -73,7 +73,7 @@ def assert_consistent(data_dir: Path, root: Path, embedder: str) -> dict[str, in
                                      "size": index_path.stat().st_size,
                                      "sha256": file_checksum(index_path)}
 
-    leftovers = [p for p in list(data_dir.rglob("*.tmp")) + list(root.rglob("*.tmp"))]
+    leftovers = list(data_dir.rglob("*.tmp")) + list(root.rglob("*.tmp"))
     assert not leftovers, leftovers
     db.close()
     return {"files": len(files), "photos": len(present), "vectors": len(vectors)}

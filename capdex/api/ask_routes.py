@@ -171,7 +171,7 @@ def _events(answering: Answering) -> Iterator[str]:
         yield _sse("done", _out(result).model_dump(mode="json"))
     except AskFailed as exc:
         yield _sse("error", {"status": 502, "detail": str(exc)})
-    except Exception:  # noqa: BLE001 - the stream has started: say so in it, log the rest
+    except Exception:  # the stream has started: say so in it, log the rest
         log.exception("ask failed while streaming")
         yield _sse("error", {"status": 500, "detail": "internal error; the server log has the "
                                                       "details"})

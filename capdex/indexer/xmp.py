@@ -77,7 +77,7 @@ def _parse(data: bytes) -> tuple[ET.Element, list[tuple[str, str]]]:
 
 
 def _descriptions(root: ET.Element) -> list[ET.Element]:
-    return [e for e in root.iter(f"{{{RDF}}}Description")]
+    return list(root.iter(f"{{{RDF}}}Description"))
 
 
 def _lang_alt_text(element: ET.Element) -> str | None:
