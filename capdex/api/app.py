@@ -29,7 +29,14 @@ from capdex.indexer.human import (
 )
 from capdex.indexer.thumbnails import has_thumbnail, thumbnail_path, write_thumbnail
 from capdex.search.engine import SearchEngine, SearchUnavailable, SimilarNotFound
-from capdex.search.request import MAX_QUERY_LENGTH, SearchRequest, SearchRequestError
+from capdex.search.request import (
+    MAX_CAMERA_LENGTH,
+    MAX_DATE_LENGTH,
+    MAX_FOLDER_LENGTH,
+    MAX_QUERY_LENGTH,
+    SearchRequest,
+    SearchRequestError,
+)
 from capdex.store.db import Database
 from capdex.store.models import Photo
 
@@ -103,14 +110,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                 description='What to look for, e.g. "dog on the beach".')],
         k: Annotated[int, Query(ge=1, le=1000, description="Results per page.")] = 20,
         offset: Annotated[int, Query(ge=0, le=100_000, description="Results to skip.")] = 0,
-        mode: Annotated[str | None, Query(description="hybrid (default), semantic or keyword.")] = None,
+        mode: Annotated[str | None, Query(max_length=20, description="hybrid (default), "
+                                          "semantic or keyword.")] = None,
         min_score: Annotated[float | None, Query(
             ge=-1.0, le=1.0, description="Relevance cut-off (default from the settings).")] = None,
-        sort: Annotated[str, Query(description="relevance or date (newest first).")] = "relevance",
-        taken_after: Annotated[str | None, Query(description="ISO date: taken on or after.")] = None,
-        taken_before: Annotated[str | None, Query(description="ISO date: taken on or before.")] = None,
-        folder: Annotated[str | None, Query(description="Only photos under this folder.")] = None,
-        camera: Annotated[str | None, Query(description="Camera make or model contains this.")] = None,
+        sort: Annotated[str, Query(max_length=20, description="relevance or date (newest "
+                                   "first).")] = "relevance",
+        taken_after: Annotated[str | None, Query(
+            max_length=MAX_DATE_LENGTH, description="ISO date: taken on or after.")] = None,
+        taken_before: Annotated[str | None, Query(
+            max_length=MAX_DATE_LENGTH, description="ISO date: taken on or before.")] = None,
+        folder: Annotated[str | None, Query(
+            max_length=MAX_FOLDER_LENGTH, description="Only photos under this folder.")] = None,
+        camera: Annotated[str | None, Query(
+            max_length=MAX_CAMERA_LENGTH, description="Camera make or model contains this.")] = None,
         has_text: Annotated[bool | None, Query(description="Only photos that show text (OCR) "
                                                "(true), or only those that do not (false).")] = None,
     ) -> SearchOut:

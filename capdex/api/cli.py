@@ -245,15 +245,19 @@ def search(
 ) -> None:
     """Search indexed photos by words and meaning."""
     from capdex.search.engine import SearchEngine, SearchUnavailable
-    from capdex.search.request import SearchRequest, SearchRequestError
+    from capdex.search.request import MAX_FOLDER_LENGTH, SearchRequest, SearchRequestError
 
     try:
+        if folder is not None and len(str(folder)) > MAX_FOLDER_LENGTH:
+            raise SearchRequestError(f"folder: longer than {MAX_FOLDER_LENGTH} characters")
         request = SearchRequest.build(
             query, k=k, offset=offset, mode=mode, min_score=min_score, sort=sort,
             taken_after=taken_after, taken_before=taken_before, camera=camera, has_text=has_text,
             folder=str(folder.expanduser().resolve()) if folder else None)
     except SearchRequestError as exc:
         _fail(str(exc))
+    except OSError as exc:  # e.g. a folder name too long for the file system
+        _fail(f"folder: {exc.strerror or exc}")
     settings = _settings(data_dir=data_dir)
     db = _indexed_database(settings)
     engine = SearchEngine(settings, db)
