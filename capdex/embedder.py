@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
     from capdex.settings import Settings
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -41,6 +43,7 @@ def resolve_location(model: str) -> str:
             module = __import__(package)
         except ImportError:
             return model if "/" in model else f"sentence-transformers/{model}"
+        assert module.__file__ is not None  # a package installed from a wheel
         return str(Path(module.__file__).parent / "model")
     return str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
 
@@ -52,7 +55,7 @@ class Embedder:
         self.model_name = model
         self.name = canonical_name(model)
         self.batch_size = batch_size
-        self._model = None
+        self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:

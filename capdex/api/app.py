@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi_offline import FastAPIOffline
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from capdex.api import ask_routes, job_routes, photo_routes, photos
 from capdex.api.errors import install_error_handling
@@ -18,6 +19,7 @@ from capdex.api.security import install_security
 from capdex.api.status import status as get_status
 from capdex.api.webpage import mount_web
 from capdex import __version__
+from capdex.embedder import Embedder
 from capdex.settings import Settings
 from capdex.indexer.human import (
     CaptionChange,
@@ -48,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.db_url)
         app.state.db = db
         app.state.engine = SearchEngine(settings, db)
@@ -78,7 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def load_photo(request: Request, photo_id: int) -> Photo:
         return photo_routes.photo_or_404(request, photo_id)
 
-    def edit_caption(request: Request, photo_id: int, edit) -> PhotoOut:  # type: ignore[no-untyped-def]
+    def edit_caption(request: Request, photo_id: int,
+                     edit: Callable[[Database, Embedder, int], CaptionChange]) -> PhotoOut:
         """Apply a caption edit, then update the live index and its file before answering, so
         the very next search (here or in another process) finds the new text."""
         search = engine(request)
@@ -153,7 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             db, embedder, pid, ocr_words=settings.ocr_embed_words))
 
     @app.get("/api/photos/{photo_id}/thumbnail", response_class=FileResponse, tags=["photos"])
-    def thumbnail(request: Request, photo_id: int) -> FileResponse:
+    def thumbnail(request: Request, photo_id: int) -> Response:
         item = load_photo(request, photo_id)
         path = thumbnail_path(settings, item.content_hash)
         if not has_thumbnail(settings, item.content_hash):

@@ -192,7 +192,7 @@ def photos_needing_vectors(db: Database, embedder: str) -> list[int]:
         missing = set(session.scalars(select(File.photo_id).distinct()
                                       .where(~has_vector.exists())))
         shown = dict(session.execute(
-            select(OcrText.photo_id, OcrText.id).where(OcrText.text != "")).tuples().all())
+            select(OcrText.photo_id, OcrText.id).where(OcrText.text != "")).all())
         ids = list(shown)
         for start in range(0, len(ids), 500):
             rows = session.execute(select(Vector.photo_id, Vector.ocr_id).where(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from PIL import Image
 
@@ -62,10 +63,10 @@ def _lens(sub: dict) -> str | None:
     return model or make
 
 
-def _degrees(value: object, ref: object, limit: float) -> float | None:
+def _degrees(value: Any, ref: object, limit: float) -> float | None:
     """Degrees from EXIF (degrees, minutes, seconds) rationals and an N/S or E/W reference."""
     try:
-        parts = [float(v) for v in value]  # type: ignore[union-attr]
+        parts = [float(v) for v in value]
     except (TypeError, ValueError, ZeroDivisionError):
         return None
     if not parts or len(parts) > 3 or not all(math.isfinite(p) for p in parts):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
 from capdex.embedder import Embedder, get_embedder
@@ -193,7 +193,7 @@ class SearchEngine:
         return threshold
 
     def _add_semantic(self, request: SearchRequest, mode: str, threshold: float,
-                      allowed_select, candidates: dict[int, _Candidate]) -> None:  # type: ignore[no-untyped-def]
+                      allowed_select: Select | None, candidates: dict[int, _Candidate]) -> None:
         index = self.index
         if not len(index):
             return
@@ -237,11 +237,11 @@ class SearchEngine:
                               if c.keyword and c.keyword.score >= threshold),
                              key=lambda c: (-c.keyword.score, c.keyword.bm25, c.photo_id))  # type: ignore[union-attr]
             fused = reciprocal_rank_fusion(
-                [ranking(semantic), [c.photo_id for c in keyword]],  # type: ignore[arg-type]
+                [ranking(semantic), [c.photo_id for c in keyword]],
                 [self.settings.search_semantic_weight, self.settings.search_keyword_weight],
                 self.settings.search_rrf_k)
-            for photo_id, score in fused.items():
-                candidates[photo_id].score = score
+            for photo_id, fused_score in fused.items():
+                candidates[photo_id].score = fused_score
                 kept.append(candidates[photo_id])
         else:
             for candidate in candidates.values():

@@ -94,7 +94,7 @@ def _head_without_alembic() -> str | None:
     not clear-cut (then Alembic decides). Importing Alembic costs ~0.3 s of every CLI start."""
     revisions, parents = set(), set()
     for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
-        found = dict(m.groups() for m in _REVISION.finditer(path.read_text(encoding="utf-8")))
+        found = {m[1]: m[2] for m in _REVISION.finditer(path.read_text(encoding="utf-8"))}
         if "revision" not in found or "down_revision" not in found:
             return None
         revisions.add(found["revision"])

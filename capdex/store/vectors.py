@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from filelock import FileLock
@@ -245,7 +245,7 @@ class VectorIndex:
                 return False
             log.info("vector index: %d vectors, building a %s index", size, wanted)
             if wanted == PQ:
-                if kind == PQ:
+                if kind == PQ and self.source is not None:  # without a source, returned above
                     ids, read = self.ids(), self.source
                 else:
                     ids, vectors = self._contents()
@@ -594,7 +594,7 @@ def db_source(db: Database, dim: int) -> VectorSource:
     return read
 
 
-def read_meta(path: Path) -> dict[str, object] | None:
+def read_meta(path: Path) -> dict[str, Any] | None:
     """The small JSON written beside an index file (embedder, dim, count), if readable."""
     try:
         return json.loads(path.with_suffix(path.suffix + ".json").read_text())

@@ -84,7 +84,7 @@ class OcrStage(Stage):
 
     def run(self, inputs: Sequence[StageInput]) -> list[Any]:
         self.engine.load()  # OcrUnavailable (fatal) here, not per photo
-        out = []
+        out: list[dict[str, Any]] = []
         for item in inputs:
             image = item.view
             if self._gate_side is not None:
