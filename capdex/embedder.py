@@ -62,7 +62,7 @@ class Embedder:
         """Load the model now (e.g. in a background thread) instead of on the first embed."""
         self._load()
 
-    def _load(self):  # type: ignore[no-untyped-def]
+    def _load(self) -> SentenceTransformer:
         with self._lock:
             if self._model is None:
                 try:
@@ -89,7 +89,10 @@ class Embedder:
     def dim(self) -> int:
         model = self._load()
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(getter())
+        dim = getter()
+        if dim is None:  # no pooling layer that says it
+            raise EmbedderError(f"embedding model {self.model_name!r} does not say its vector size")
+        return int(dim)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One normalised row per text."""

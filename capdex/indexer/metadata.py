@@ -96,7 +96,7 @@ def read_metadata(exif: Image.Exif, upright_size: tuple[int, int]) -> PhotoMetad
 
     Each field is read on its own, so one broken tag loses only that field, never the photo.
     """
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}
     try:
         sub = exif.get_ifd(_EXIF_IFD)
     except Exception:  # noqa: BLE001
@@ -118,4 +118,4 @@ def read_metadata(exif: Image.Exif, upright_size: tuple[int, int]) -> PhotoMetad
         fields["latitude"], fields["longitude"] = read_gps(exif)
     except Exception:  # noqa: BLE001
         pass
-    return PhotoMetadata(upright_size[0], upright_size[1], **fields)  # type: ignore[arg-type]
+    return PhotoMetadata(upright_size[0], upright_size[1], **fields)

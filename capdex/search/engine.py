@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Select, select
@@ -148,13 +149,13 @@ class SearchEngine:
         return vector
 
     # -- search ---------------------------------------------------------------------------------
-    def search(self, query: str | SearchRequest, **options: object) -> SearchResults:
+    def search(self, query: str | SearchRequest, **options: Any) -> SearchResults:
         """Photos matching `query`, best first (or newest first with sort="date").
 
         `options` are those of `SearchRequest.build`; a bad one raises `SearchRequestError`.
         """
         request = query if isinstance(query, SearchRequest) else SearchRequest.build(
-            query, **options)  # type: ignore[arg-type]
+            query, **options)
         mode = request.mode or self.settings.search_mode
         threshold = self.settings.min_score if request.min_score is None else request.min_score
         notes: list[str] = []
@@ -233,11 +234,11 @@ class SearchEngine:
         if mode == "hybrid" and self.settings.search_fusion == "rrf":
             semantic = {p: c.semantic for p, c in candidates.items()
                         if c.semantic is not None and c.semantic >= threshold}
-            keyword = sorted((c for c in candidates.values()
+            keyword = sorted((c.keyword for c in candidates.values()
                               if c.keyword and c.keyword.score >= threshold),
-                             key=lambda c: (-c.keyword.score, c.keyword.bm25, c.photo_id))  # type: ignore[union-attr]
+                             key=lambda m: (-m.score, m.bm25, m.photo_id))
             fused = reciprocal_rank_fusion(
-                [ranking(semantic), [c.photo_id for c in keyword]],
+                [ranking(semantic), [m.photo_id for m in keyword]],
                 [self.settings.search_semantic_weight, self.settings.search_keyword_weight],
                 self.settings.search_rrf_k)
             for photo_id, fused_score in fused.items():

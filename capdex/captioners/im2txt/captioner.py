@@ -181,7 +181,7 @@ class Im2txtCaptioner(Captioner):
         return self.settings.caption_beams or 1  # LibrePhotos decodes greedily
 
     @property
-    def version(self) -> str:  # type: ignore[override]
+    def version(self) -> str:
         weights = catalog.weights_identity(self.name, self.settings)
         s = self.settings
         return (
