@@ -40,4 +40,4 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .capdex-data .sample-photos .pytest_cache
+	rm -rf $(VENV) .capdex-data .sample-photos .pytest_cache .mypy_cache .ruff_cache
