@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IMAGE_EXTENSIONS = frozenset(
@@ -319,7 +319,7 @@ class Settings(BaseSettings):
 
     @field_validator("photo_roots", "cors_origins", mode="before")
     @classmethod
-    def _split_list(cls, value: object, info) -> object:  # type: ignore[no-untyped-def]
+    def _split_list(cls, value: object, info: ValidationInfo) -> object:
         if not isinstance(value, str):
             return value
         value = value.strip()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from capdex.api.security import install_security
 from capdex.api.status import status as get_status
 from capdex.api.webpage import mount_web
 from capdex import __version__
+from capdex.embedder import Embedder
 from capdex.settings import Settings
 from capdex.indexer.human import (
     CaptionChange,
@@ -56,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.db_url)
         app.state.db = db
         app.state.engine = SearchEngine(settings, db)
@@ -86,7 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def load_photo(request: Request, photo_id: int) -> Photo:
         return photo_routes.photo_or_404(request, photo_id)
 
-    def edit_caption(request: Request, photo_id: int, edit) -> PhotoOut:  # type: ignore[no-untyped-def]
+    def edit_caption(request: Request, photo_id: int,
+                     edit: Callable[[Database, Embedder, int], CaptionChange]) -> PhotoOut:
         """Apply a caption edit, then update the live index and its file before answering, so
         the very next search (here or in another process) finds the new text."""
         search = engine(request)
@@ -167,7 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             db, embedder, pid, ocr_words=settings.ocr_embed_words))
 
     @app.get("/api/photos/{photo_id}/thumbnail", response_class=FileResponse, tags=["photos"])
-    def thumbnail(request: Request, photo_id: int) -> FileResponse:
+    def thumbnail(request: Request, photo_id: int) -> Response:
         item = load_photo(request, photo_id)
         content_hash = item.content_hash
         photo_routes.image_maker(request).make(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,6 +26,20 @@ from capdex.api.cli_common import (
     _settings,
 )
 from capdex.api.cli_help import PlainGroup
+
+if TYPE_CHECKING:  # imported where used: `capdex --help` stays fast
+    import threading
+    from collections.abc import Callable, Sequence
+    from types import FrameType
+
+    from rich.console import Console
+
+    from capdex.captioners.ocr import OcrResult
+    from capdex.indexer.pipeline import IndexSummary
+    from capdex.search.engine import SearchHit
+    from capdex.search.request import SearchRequest
+    from capdex.settings import Settings
+    from capdex.store.db import Database
 
 app = typer.Typer(
     name="capdex",
@@ -85,7 +99,7 @@ def index(
     db = _database(settings)
     live = not as_json and sys.stderr.isatty()
 
-    def report(summary) -> None:  # type: ignore[no-untyped-def]
+    def report(summary: IndexSummary) -> None:
         if as_json:
             _print_json(summary.as_dict())
         elif not watch or summary.did_something:
@@ -121,13 +135,13 @@ class _stop_on_signals:
     (a file system that stopped answering), exits at once: as safe as kill -9 (see
     docs/indexing.md), and the data dir's lock goes with the process."""
 
-    def __init__(self, stop, grace: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, stop: threading.Event, grace: float = 10.0) -> None:
         self.stop = stop
         self.grace = grace
         self._previous: dict[int, Any] = {}
         self._timer: Any = None
 
-    def _handle(self, signum, frame) -> None:  # type: ignore[no-untyped-def]
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         import threading
 
         if self.stop.is_set():
@@ -185,13 +199,13 @@ class _progress:
     stages (and the last "embed 0/1" frame) on screen around the summary.
     """
 
-    def __init__(self, enabled: bool, console=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, enabled: bool, console: Console | None = None) -> None:
         self.enabled = enabled
         self.console = console
-        self._bar = None
+        self._bar: Any = None  # a rich Progress, imported when shown
         self._task: Any = None
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self) -> Callable[[str, int, int], None] | None:
         if not self.enabled:
             return None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -278,7 +292,7 @@ def search(
     typer.echo(f"{request.offset + 1}-{shown} of {results.total} ({results.mode})")
 
 
-def _nothing_found(settings, db, request) -> str:  # type: ignore[no-untyped-def]
+def _nothing_found(settings: Settings, db: Database, request: SearchRequest) -> str:
     """Why a search came back empty: how many photos it looked at, and what to try."""
     from capdex.store import repo
 
@@ -293,10 +307,10 @@ def _nothing_found(settings, db, request) -> str:  # type: ignore[no-untyped-def
     return line + f" (cut-off {cut:g}; `--min-score 0` shows weaker matches)."
 
 
-def _print_hits(hits) -> None:  # type: ignore[no-untyped-def]
+def _print_hits(hits: Sequence[SearchHit]) -> None:
     for hit in hits:
         why = []
-        match = hit.match or {}
+        match: dict[str, Any] = hit.match or {}
         if match.get("keyword"):
             why.append(f"words: {match['keyword']['snippet'] or ', '.join(match['keyword']['terms'])}")
         if match.get("semantic"):
@@ -459,7 +473,7 @@ def caption(
         typer.echo(f"  {line}")
 
 
-def _read_text(image: Path, settings):  # type: ignore[no-untyped-def]
+def _read_text(image: Path, settings: Settings) -> OcrResult:
     """The text `image` shows, read as the indexer's OCR stage reads it (same size, engine and
     confidence cut); a missing OCR engine is a clear error naming what to install."""
     from capdex.captioners.ocr import OcrUnavailable, shared_engine
@@ -544,7 +558,7 @@ def serve(
     _run_server(settings)
 
 
-def _run_server(settings) -> None:  # type: ignore[no-untyped-def]
+def _run_server(settings: Settings) -> None:
     import uvicorn
 
     from capdex.api.app import create_app

@@ -21,6 +21,7 @@ from capdex.paths import is_under
 
 if TYPE_CHECKING:
     from capdex.embedder import Embedder
+    from capdex.indexer.pipeline import Indexer
     from capdex.settings import Settings
     from capdex.store.db import Database
 
@@ -260,7 +261,7 @@ class JobRunner:
         self.wait(timeout)
 
 
-def _save_index(indexer) -> None:  # type: ignore[no-untyped-def]
+def _save_index(indexer: Indexer | None) -> None:
     """After a failed run, save the vectors it committed so searches see them now, not only
     after the next run repairs the index file from the database."""
     if indexer is None:

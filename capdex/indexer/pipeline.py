@@ -41,6 +41,7 @@ from capdex.indexer.plan import KnownFile, plan_changes
 from capdex.indexer.scan import FileStat, ScanProblem, scan
 from capdex.indexer.stage import Stage
 from capdex.indexer.stages import STAGES
+from capdex.indexer.stages.caption import CaptionStage
 from capdex.indexer.watch import ChangeWatcher, WatchError, scopes_for
 from capdex.indexer.xmp import SidecarText
 from capdex.paths import to_store, under
@@ -170,7 +171,9 @@ class Indexer:
 
     @property
     def captioner(self) -> Captioner:
-        return self.stage("caption").captioner  # type: ignore[union-attr]
+        stage = self.stage("caption")
+        assert isinstance(stage, CaptionStage), "every run has a caption stage"
+        return stage.captioner
 
     @property
     def batch_size(self) -> int:

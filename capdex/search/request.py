@@ -9,8 +9,8 @@ from typing import Literal
 
 Mode = Literal["hybrid", "semantic", "keyword"]
 Sort = Literal["relevance", "date"]
-MODES: tuple[str, ...] = ("hybrid", "semantic", "keyword")
-SORTS: tuple[str, ...] = ("relevance", "date")
+MODES: tuple[Mode, ...] = ("hybrid", "semantic", "keyword")
+SORTS: tuple[Sort, ...] = ("relevance", "date")
 MAX_QUERY_LENGTH = 500
 MAX_K = 1000
 MAX_OFFSET = 100_000
@@ -150,5 +150,5 @@ class SearchRequest:
         camera = (camera or "").strip() or None
         if has_text is not None and not isinstance(has_text, bool):
             raise SearchRequestError("has_text: must be true or false")
-        return cls(q.strip(), k, offset, mode, min_score, sort or "relevance",  # type: ignore[arg-type]
+        return cls(q.strip(), k, offset, mode, min_score, sort or "relevance",
                    after, before, folder, camera, has_text)

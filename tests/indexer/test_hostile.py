@@ -42,7 +42,7 @@ def library(tmp_path: Path) -> tuple[Path, dict[str, str], dict[str, str]]:
 
 
 @pytest.fixture
-def indexer(data_dir: Path, embedder):  # type: ignore[no-untyped-def]
+def indexer(data_dir: Path, embedder):
     registry.register(LayoutCaptioner)
     settings = Settings(data_dir=data_dir, captioner="test-layout")
     db = Database(settings.db_url)
@@ -62,7 +62,7 @@ def errors_by_path(db: Database) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_every_file_is_indexed_or_recorded_and_the_run_goes_on(library, indexer, data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_every_file_is_indexed_or_recorded_and_the_run_goes_on(library, indexer, data_dir) -> None:
     root, odd, hostile = library
     run = indexer()
     summary = run.run([root])
@@ -81,7 +81,7 @@ def test_every_file_is_indexed_or_recorded_and_the_run_goes_on(library, indexer,
 
 
 @pytest.mark.slow
-def test_errors_are_listed_counted_kept_and_retried_once_fixed(library, indexer, data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_errors_are_listed_counted_kept_and_retried_once_fixed(library, indexer, data_dir) -> None:
     root, _, hostile = library
     indexer().run([root])
     runner = CliRunner()
@@ -106,7 +106,7 @@ def test_errors_are_listed_counted_kept_and_retried_once_fixed(library, indexer,
     assert str(root / "hostile" / "broken-link.jpg") not in errors_by_path(run.db)
 
 
-def test_retry_failed_retries_unchanged_failures(tmp_path: Path, indexer) -> None:  # type: ignore[no-untyped-def]
+def test_retry_failed_retries_unchanged_failures(tmp_path: Path, indexer) -> None:
     from tests.odd_files import bomb_png
 
     root = tmp_path / "photos"
@@ -120,7 +120,7 @@ def test_retry_failed_retries_unchanged_failures(tmp_path: Path, indexer) -> Non
     assert run.run([root]).failures  # retried (and still broken: its pixel data is a stub)
 
 
-def test_a_data_dir_inside_the_photo_folder_is_not_indexed(tmp_path: Path, embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+def test_a_data_dir_inside_the_photo_folder_is_not_indexed(tmp_path: Path, embedder, colour_captioner) -> None:
     from tests.conftest import write_colour_photo
 
     root = tmp_path / "photos"
