@@ -83,6 +83,8 @@ class IndexSummary:
     ocr_read: int = 0
     ocr_with_text: int = 0
     ocr_seconds: float = 0.0
+    faces_scanned: int = 0
+    faces_found: int = 0
     interrupted: bool = False
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -103,6 +105,8 @@ class IndexSummary:
             text += f", {self.sidecars_failed} could not be" if self.sidecars_failed else ""
         if self.ocr_read:
             text += f"; OCR read {self.ocr_read} photo(s), {self.ocr_with_text} with text"
+        if self.faces_scanned:
+            text += f"; {self.faces_found} face(s) in {self.faces_scanned} photo(s) looked at"
         return text + ("; interrupted" if self.interrupted else "")
 
     @property
@@ -110,7 +114,8 @@ class IndexSummary:
         """Whether anything changed (watch mode prints only batches that did)."""
         return bool(self.new or self.changed or self.moved or self.copied or self.removed
                     or self.recaptioned or self.reembedded or self.failures
-                    or self.sidecar_captions or self.sidecars_written or self.ocr_read)
+                    or self.sidecar_captions or self.sidecars_written or self.ocr_read
+                    or self.faces_scanned)
 
     def as_dict(self) -> dict[str, object]:
         skip = ("failures", "stage_seconds", "stage_failures")

@@ -1,0 +1,140 @@
+"""The faces stage on real faces (shared/data/faces): detection, grouping into people, a new
+version redone without captioning, human assignments surviving re-indexing and re-grouping."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from capdex.captioners.faces import FaceEngine
+from capdex.embedder import Embedder
+from capdex.indexer import people as grouping
+from capdex.indexer.pipeline import Indexer
+from capdex.settings import Settings
+from capdex.store import people
+from capdex.store.db import Database
+from capdex.store.models import HUMAN, Face, File
+from tests.conftest import ColourCaptioner
+from tests.faces_data import PEOPLE, copy_labelled, needs_faces
+
+
+@pytest.fixture(autouse=True)
+def _faces_installed() -> None:
+    needs_faces()
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    return copy_labelled(tmp_path / "photos")
+
+
+@pytest.fixture
+def db(db_settings: Settings) -> Database:
+    return Database(db_settings.db_url)
+
+
+def folder_of_faces(db: Database) -> dict[int, list[str]]:
+    """{person id: [labelled folder of each of their faces]}."""
+    with db.read() as session:
+        rows = session.execute(select(Face.person_id, File.path).join(
+            File, File.photo_id == Face.photo_id)).all()
+    out: dict[int, list[str]] = {}
+    for person_id, path in rows:
+        out.setdefault(person_id, []).append(Path(path).parent.name)
+    return out
+
+
+def purity_and_completeness(groups: dict[int, list[str]]) -> tuple[float, float]:
+    """Purity: faces in their group's majority folder; completeness: faces of a folder in its
+    largest group (both over all faces)."""
+    total = sum(len(v) for v in groups.values())
+    purity = sum(Counter(v).most_common(1)[0][1] for v in groups.values()) / total
+    by_folder: dict[str, Counter[int]] = {}
+    for person_id, folders in groups.items():
+        for folder in folders:
+            by_folder.setdefault(folder, Counter())[person_id] += 1
+    completeness = sum(c.most_common(1)[0][1] for c in by_folder.values()) / total
+    return purity, completeness
+
+
+def test_faces_are_found_and_grouped_one_person_per_folder(
+        library, db_settings, db, embedder: Embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+    summary = Indexer(db_settings, db, embedder=embedder, ocr=False, faces=True).run([library])
+
+    assert summary.faces_scanned == 9 and summary.faces_found == 9
+    groups = folder_of_faces(db)
+    purity, completeness = purity_and_completeness(groups)
+    print(f"grouping: purity {purity:.2f}, completeness {completeness:.2f}, "
+          f"{len(groups)} people for {len(PEOPLE)} folders")
+    assert purity == 1.0 and completeness == 1.0 and len(groups) == len(PEOPLE)
+    with db.read() as session:
+        listed = people.list_people(session)
+        assert sorted(p.faces for p in listed) == [1, 2, 2, 2, 2]
+        assert all(p.name is None for p in listed)
+        faces = session.scalars(select(Face)).all()
+        assert all(0 <= f.box_x < 1 and 0 < f.box_w <= 1 and f.descriptor for f in faces)
+    again = Indexer(db_settings, db, embedder=embedder, ocr=False, faces=True).run([library])
+    assert again.faces_scanned == 0 and not again.did_something  # unchanged photos cost nothing
+
+
+def test_a_new_engine_version_finds_faces_again_without_captioning_and_keeps_human_work(
+        library, db_settings, db, embedder: Embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+    Indexer(db_settings, db, embedder=embedder, ocr=False, faces=True).run([library])
+    groups = folder_of_faces(db)
+    obama = next(p for p, folders in groups.items() if folders[0] == "obama")
+    biden = next(p for p, folders in groups.items() if folders[0] == "biden")
+    with db.session() as session:
+        people.name_person(session, obama, "Barack Obama")
+        confirmed = session.scalars(select(Face.id).where(Face.person_id == obama)).first()
+        people.assign_face(session, confirmed, obama)
+        not_him = session.scalars(select(Face.id).where(Face.person_id == biden)).first()
+        people.assign_face(session, not_him, None)  # "not this person"
+    captioned = ColourCaptioner.captioned()
+
+    newer = FaceEngine(detect_side=900)  # another version: looked at again
+    summary = Indexer(db_settings, db, embedder=embedder, ocr=False, faces=True,
+                      face_engine=newer).run([library])
+
+    assert summary.faces_scanned == 9 and ColourCaptioner.captioned() == captioned
+    with db.read() as session:
+        kept = {f.person_id: f for f in session.scalars(select(Face).where(
+            Face.assigned_by == HUMAN))}
+        assert set(kept) == {obama, None}
+        assert all(f.version == newer.version for f in kept.values())
+        assert len(session.scalars(select(Face)).all()) == 9
+        assert [p.faces for p in people.list_people(session) if p.name] == [2]
+    with db.session() as session:
+        grouping.regroup(session)
+    with db.read() as session:
+        assert session.get(Face, kept[None].id).person_id is None  # regrouping never moves it
+        assert session.get(Face, kept[obama].id).person_id == obama
+        named = [p for p in people.list_people(session) if p.name == "Barack Obama"]
+        assert len(named) == 1 and named[0].faces == 2 and named[0].id == obama
+        assert sum(p.faces for p in people.list_people(session)) == 8
+
+
+def test_regrouping_keeps_groups_and_named_people_pull_new_faces(
+        library, db_settings, db, embedder: Embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+    Indexer(db_settings, db, embedder=embedder, ocr=False, faces=True).run([library])
+    before = folder_of_faces(db)
+    with db.session() as session:
+        result = grouping.regroup(session)
+    assert result["moved"] == 0 and folder_of_faces(db) == before
+
+    # split Obama's faces apart by hand-free means: each face its own person, one named
+    with db.session() as session:
+        faces = session.scalars(select(Face).join(File, File.photo_id == Face.photo_id)
+                                .where(File.path.contains("/obama/"))).all()
+        first = people.new_person(session, "Barack Obama")
+        second = people.new_person(session)
+        people.machine_assign(session, [faces[0]], first.id)
+        people.machine_assign(session, [faces[1]], second.id)
+        people.refresh_centroids(session, [first.id, second.id])
+        grouping.regroup(session)
+    with db.read() as session:
+        named = [p for p in people.list_people(session) if p.name == "Barack Obama"]
+        assert len(named) == 1 and named[0].faces == 2
+        assert len(people.list_people(session)) == len(PEOPLE)
