@@ -89,7 +89,7 @@ class FaceEngine:
             if self._models is None:
                 self.check_installed()
                 try:
-                    import dlib
+                    import dlib  # type: ignore[import-untyped]
 
                     folder = models_dir()
                     self._models = (

@@ -61,7 +61,7 @@ def regroup(session: Session, threshold: float = SAME_PERSON) -> dict[str, int]:
     import numpy as np
 
     try:
-        from sklearn.cluster import DBSCAN
+        from sklearn.cluster import DBSCAN  # type: ignore[import-untyped]
     except ImportError as exc:
         raise RuntimeError(f"regrouping faces needs scikit-learn: {INSTALL}") from exc
     rows = store.movable_faces(session)
@@ -99,7 +99,7 @@ def regroup(session: Session, threshold: float = SAME_PERSON) -> dict[str, int]:
 def _named_centroids(session: Session) -> list[tuple[int, Any]]:
     rows = session.execute(select(Person.id, Person.centroid).where(
         Person.name.is_not(None), Person.centroid.is_not(None))).all()
-    return [(person_id, store.unpack(blob)) for person_id, blob in rows]
+    return [(person_id, store.unpack(blob)) for person_id, blob in rows if blob is not None]
 
 
 def _nearest_named(named: list[tuple[int, Any]], centre: Any, threshold: float) -> int | None:

@@ -349,8 +349,13 @@ class Indexer:
         for stage in self.stages:
             try:
                 stage.check()
-            except OcrUnavailable as exc:
+            except self._unavailable as exc:
                 raise IndexerError(str(exc)) from exc
+
+    @property
+    def _unavailable(self) -> tuple[type[BaseException], ...]:
+        """What the optional stages raise when they cannot run at all (OCR's, faces')."""
+        return (OcrUnavailable, *(e for s in self.stages if not s.required for e in s.fatal))
 
     def _pending(self) -> dict[int, list[Stage]]:
         """{stored photo id: the stages it needs} (missing or stale results)."""
@@ -364,7 +369,7 @@ class Indexer:
     def _flow(self, flow: Flow, items: Iterable[Any]) -> None:
         try:
             flow.run(items)
-        except OcrUnavailable as exc:  # e.g. the models do not load; captions are kept
+        except self._unavailable as exc:  # e.g. the models do not load; captions are kept
             raise IndexerError(str(exc)) from exc
         finally:
             flow.summary.ocr_seconds = flow.summary.stage_seconds.get("ocr", 0.0)

@@ -56,6 +56,8 @@ class Photo(Base):
     )
     #: The text it shows (OCR), read-only here: the OCR stage writes `OcrText` rows itself.
     ocr: Mapped[OcrText | None] = relationship(viewonly=True)
+    #: Faces found in it, read-only here: `capdex.store.people` writes them.
+    faces: Mapped[list[Face]] = relationship(viewonly=True, order_by="Face.box_x")
 
 
 class File(Base):
@@ -214,6 +216,8 @@ class Face(Base):
     assigned_by: Mapped[str] = mapped_column(String(16), default=MACHINE)
     version: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    person: Mapped[Person | None] = relationship(viewonly=True)
 
 
 class FaceScan(Base):

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from capdex.store import words
@@ -126,7 +126,7 @@ def centroids(session: Session) -> tuple[list[int], list[bytes]]:
     """(person ids, centroids) of the people that have one."""
     rows = session.execute(select(Person.id, Person.centroid)
                            .where(Person.centroid.is_not(None)).order_by(Person.id)).all()
-    return [r[0] for r in rows], [r[1] for r in rows]
+    return [r[0] for r in rows], [r[1] for r in rows if r[1] is not None]
 
 
 def new_person(session: Session, name: str | None = None) -> Person:
@@ -149,7 +149,7 @@ def movable_faces(session: Session) -> list[tuple[int, int | None, bytes]]:
     rows = session.execute(select(Face.id, Face.person_id, Face.descriptor)
                            .where(Face.assigned_by == MACHINE, Face.descriptor.is_not(None))
                            .order_by(Face.id)).all()
-    return [(r[0], r[1], r[2]) for r in rows]
+    return [(r[0], r[1], r[2]) for r in rows if r[2] is not None]
 
 
 def move_machine_faces(session: Session, moves: dict[int, int]) -> set[int]:
@@ -167,8 +167,11 @@ def move_machine_faces(session: Session, moves: dict[int, int]) -> set[int]:
 def drop_empty_people(session: Session) -> int:
     """Delete unnamed people with no face left; named ones stay (a name is a person's work)."""
     used = select(Face.person_id).where(Face.person_id.is_not(None))
-    gone = session.execute(delete(Person).where(Person.id.not_in(used), Person.name.is_(None)))
-    return int(gone.rowcount or 0)
+    empty = list(session.scalars(select(Person.id).where(Person.id.not_in(used),
+                                                         Person.name.is_(None))))
+    if empty:
+        session.execute(delete(Person).where(Person.id.in_(empty)))
+    return len(empty)
 
 
 def refresh_centroids(session: Session, person_ids: Iterable[int | None]) -> None:
@@ -181,8 +184,9 @@ def refresh_centroids(session: Session, person_ids: Iterable[int | None]) -> Non
             continue
         blobs = list(session.scalars(select(Face.descriptor).where(
             Face.person_id == person_id, Face.descriptor.is_not(None))))
-        person.centroid = (np.mean([unpack(b) for b in blobs], axis=0).astype(np.float32)
-                           .tobytes() if blobs else None)
+        vectors = [unpack(b) for b in blobs if b is not None]
+        person.centroid = (np.mean(vectors, axis=0).astype(np.float32).tobytes()
+                           if vectors else None)
     session.flush()
 
 
@@ -266,12 +270,13 @@ def forget(session: Session, person_id: int) -> int:
     with nobody, marked by a human so no grouping takes them up. Returns the faces forgotten."""
     person(session, person_id)
     photos = _photos_of_people(session, [person_id])
-    result = session.execute(update(Face).where(Face.person_id == person_id).values(
+    count = session.scalar(select(func.count(Face.id)).where(Face.person_id == person_id)) or 0
+    session.execute(update(Face).where(Face.person_id == person_id).values(
         descriptor=None, person_id=None, assigned_by=HUMAN))
     session.execute(delete(Person).where(Person.id == person_id))
     session.flush()
     refresh_words(session, photos)
-    return int(result.rowcount or 0)
+    return int(count)
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -297,7 +302,8 @@ def _covers(session: Session, person_ids: list[int]) -> dict[int, int]:
             Face.person_id.in_(person_ids[start : start + 500]))
             .order_by(Face.person_id, Face.score.desc(), Face.id))
         for person_id, face_id in rows:
-            out.setdefault(person_id, face_id)
+            if person_id is not None:
+                out.setdefault(person_id, face_id)
     return out
 
 
@@ -349,6 +355,12 @@ def resolve(session: Session, person: int | str) -> list[int]:
         func.lower(Person.name).contains(text.lower(), autoescape=True)).order_by(Person.id)))
 
 
-def photos_with_people(person_ids: Sequence[int]):  # type: ignore[no-untyped-def]
-    """A select of the ids of photos showing any of these people (for search filters)."""
-    return select(Face.photo_id).where(Face.person_id.in_(list(person_ids)))
+def person_photos(person: str) -> Select[Any]:
+    """A select of the ids of photos showing `person` (as `resolve` reads it), for filters."""
+    text = " ".join(person.split())
+    if text.isdigit():
+        return select(Face.photo_id).where(Face.person_id == int(text))
+    exact = select(Person.id).where(func.lower(Person.name) == text.lower())
+    part = select(Person.id).where(func.lower(Person.name).contains(text.lower(), autoescape=True))
+    return select(Face.photo_id).where(or_(Face.person_id.in_(exact), and_(
+        ~exact.exists(), Face.person_id.in_(part))))
