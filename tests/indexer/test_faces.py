@@ -138,3 +138,39 @@ def test_regrouping_keeps_groups_and_named_people_pull_new_faces(
         named = [p for p in people.list_people(session) if p.name == "Barack Obama"]
         assert len(named) == 1 and named[0].faces == 2
         assert len(people.list_people(session)) == len(PEOPLE)
+
+
+def test_faces_found_on_spark_executors_are_imported_and_grouped(
+        tmp_path: Path, settings: Settings, embedder: Embedder) -> None:  # type: ignore[no-untyped-def]
+    """A Spark executor with CAPDEX_FACES=true ships the stage's results in its Parquet `stages`
+    column; `capdex import` writes them with the same `write` (no model loaded here)."""
+    import json
+
+    import pandas as pd
+    from PIL import Image
+
+    from capdex.indexer.importer import import_parquet
+    from capdex.indexer.read import hash_file
+    from capdex.indexer.spark_job import COLUMNS
+
+    library = copy_labelled(tmp_path / "photos")
+    engine = FaceEngine()
+    rows = []
+    for path in sorted(library.glob("obama/*.jpg")):
+        with Image.open(path) as image:
+            found = [f.as_dict() for f in engine.find(image.convert("RGB"))]
+        row = dict.fromkeys(COLUMNS)
+        row.update(path=str(path), size=path.stat().st_size, mtime_ns=path.stat().st_mtime_ns,
+                   content_hash=hash_file(str(path)), caption="a man in a suit",
+                   captioner="elsewhere", embedder="another-model", dim=2, vector=[1.0, 0.0],
+                   stages=json.dumps({"faces": {"version": engine.version, "result": found}}))
+        rows.append(row)
+    source = tmp_path / "run.parquet"
+    pd.DataFrame(rows, columns=COLUMNS).to_parquet(source)
+    db = Database(settings.db_url)
+    import_parquet(settings, db, source, embedder=embedder)
+    with db.read() as session:
+        listed = people.list_people(session)
+        assert [(p.faces, p.photos) for p in listed] == [(2, 2)]  # one person, both photos
+        assert people.stale_photos(session, engine.version) == []
+    db.close()
