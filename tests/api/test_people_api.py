@@ -131,6 +131,13 @@ def test_merge_move_forget_and_face_crops(indexed: Settings) -> None:
         rose_photo = photo_ids(url)["rose_leslie/img1.jpg"]
         faces = httpx.get(f"{url}/api/photos/{rose_photo}").json()["faces"]
         assert [(f["person_id"], f["assigned_by"]) for f in faces] == [(None, "human")]
+    from sqlalchemy import select
+
+    from capdex.store.models import Face
+
+    with Database(indexed.db_url).read() as session:
+        dropped = session.scalars(select(Face).where(Face.id == faces[0]["id"])).one()
+        assert dropped.descriptor is None  # forgetting drops the descriptor, not just the name
     regroup = runner.invoke(cli, ["people", "regroup", "--json", *data])
     assert regroup.exit_code == 0
     again = json.loads(runner.invoke(cli, ["people", "list", "--json", *data]).output)

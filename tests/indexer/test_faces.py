@@ -16,7 +16,7 @@ from capdex.indexer.pipeline import Indexer
 from capdex.settings import Settings
 from capdex.store import people
 from capdex.store.db import Database
-from capdex.store.models import HUMAN, Face, File
+from capdex.store.models import HUMAN, Face, File, PhotoWords
 from tests.conftest import ColourCaptioner
 from tests.faces_data import PEOPLE, copy_labelled, needs_faces
 
@@ -174,3 +174,55 @@ def test_faces_found_on_spark_executors_are_imported_and_grouped(
         assert [(p.faces, p.photos) for p in listed] == [(2, 2)]  # one person, both photos
         assert people.stale_photos(session, engine.version) == []
     db.close()
+
+
+def test_a_library_without_faces_a_crowd_and_a_tiny_image_are_all_accounted_for(
+        tmp_path: Path, colour_folder: Path, settings: Settings, embedder: Embedder,
+        colour_captioner) -> None:  # type: ignore[no-untyped-def]
+    """No faces: nothing stored, no error; 50 faces in one photo: every one stored with a
+    person; a 16-pixel image: looked at, no crash."""
+    from PIL import Image, ImageOps
+
+    from tests.faces_data import faces_folder
+
+    with Image.open(faces_folder() / "obama" / "obama2.jpg") as image:
+        portrait = ImageOps.exif_transpose(image).convert("RGB")
+    x, y, w, h = FaceEngine().find(portrait)[0].box
+    width, height = portrait.size
+    face = portrait.crop((int((x - w / 5) * width), int((y - h / 5) * height),
+                          int((x + w * 1.2) * width), int((y + h * 1.2) * height)))
+    # 50 faces of ~100 px at the detection size (1024 px): a crowd HOG can see
+    crowd = Image.new("RGB", (1020, 510), (90, 90, 90))
+    for i in range(50):
+        crowd.paste(face.resize((102, 102)), ((i % 10) * 102, (i // 10) * 102))
+    crowd.save(colour_folder / "crowd.jpg", quality=90)
+    Image.new("RGB", (16, 16), (200, 150, 120)).save(colour_folder / "tiny.jpg")
+    db = Database(settings.db_url)
+
+    summary = Indexer(settings, db, embedder=embedder, ocr=False, faces=True).run([colour_folder])
+
+    assert summary.failed == 0 and summary.faces_scanned == 8
+    assert summary.faces_found == 50
+    with db.read() as session:
+        faces = session.scalars(select(Face)).all()
+        assert len(faces) == summary.faces_found and all(f.person_id for f in faces)
+        assert people.stale_photos(session, FaceEngine().version) == []
+        words = session.execute(select(PhotoWords.text).where(PhotoWords.kind == "people")).all()
+        assert [w for (w,) in words] == ["a group of people group photo"]
+
+
+def test_faces_on_without_the_extra_stop_before_changing_anything(
+        library: Path, settings: Settings, embedder: Embedder, colour_captioner,
+        monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from capdex.captioners import faces as engine_module
+    from capdex.indexer.pipeline import IndexerError
+
+    real = engine_module.importlib.util.find_spec
+    monkeypatch.setattr(engine_module.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "dlib" else real(name, *a))
+    db = Database(settings.db_url)
+    with pytest.raises(IndexerError, match=r"capdex\[faces\]"):
+        Indexer(settings, db, embedder=embedder, ocr=False, faces=True).run([library])
+    with db.read() as session:
+        assert session.scalars(select(File)).all() == []
+    assert ColourCaptioner.captioned() == 0
