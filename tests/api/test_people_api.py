@@ -87,7 +87,8 @@ def test_a_new_user_names_each_group_and_finds_them_by_name(indexed: Settings) -
                                                   for r in group["results"]}
 
 
-def test_merge_move_forget_and_face_crops(indexed: Settings) -> None:
+def test_merge_move_forget_and_face_crops(indexed: Settings,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     with serving(create_app(indexed)) as url:
         ids = photo_ids(url)
         named = name_from_labelled(url, ids)
@@ -117,6 +118,8 @@ def test_merge_move_forget_and_face_crops(indexed: Settings) -> None:
 
     runner = CliRunner()
     data = ["--data-dir", str(indexed.data_dir)]
+    if indexed.database_url:  # the CLI on the same database (PostgreSQL)
+        monkeypatch.setenv("CAPDEX_DATABASE_URL", indexed.database_url)
     listed = runner.invoke(cli, ["people", "list", "--json", *data])
     assert listed.exit_code == 0, listed.output
     people = {p["name"]: p for p in json.loads(listed.output)["people"]}
