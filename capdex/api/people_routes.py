@@ -55,11 +55,13 @@ class NameIn(BaseModel):
 
 
 class MergeIn(BaseModel):
-    into: int = Field(ge=1, description="The person who keeps the faces (and their name).")
+    into: int = Field(ge=1, le=photo_routes.MAX_ID,
+                      description="The person who keeps the faces (and their name).")
 
 
 class FaceIn(BaseModel):
-    person_id: int | None = Field(description="The person this face is (null: nobody, \"not "
+    person_id: int | None = Field(
+        ge=1, le=photo_routes.MAX_ID, description="The person this face is (null: nobody, \"not "
                                   "this person\"); the machine never moves it again.")
 
 
