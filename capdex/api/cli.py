@@ -83,6 +83,8 @@ def index(
                           "per captioning batch (default: the captioner's).")] = None,
     ocr: Annotated[bool | None, typer.Option("--ocr/--no-ocr", help="Read the text photos show, "
                    "to search it too (default: on, or CAPDEX_OCR).")] = None,
+    faces: Annotated[bool | None, typer.Option("--faces/--no-faces", help="Find faces and group "
+                     "them into people (needs capdex[faces]; default: off, or CAPDEX_FACES).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Caption and embed new or changed photos; forget deleted ones. Safe to re-run any time.
@@ -94,7 +96,7 @@ def index(
 
     settings = _settings(data_dir=data_dir, captioner=captioner, model_path=model_path,
                          captioner_endpoint=endpoint, captioner_model=model,
-                         batch_size=batch_size, ocr=ocr)
+                         batch_size=batch_size, ocr=ocr, faces=faces)
     _check_captioner(settings)
     db = _database(settings)
     live = not as_json and sys.stderr.isatty()
@@ -188,7 +190,7 @@ def _exit_now(code: int, message: str) -> None:
 
 
 _STAGES = {"scan": "looking for photos", "hash": "checking files", "caption": "captioning",
-           "ocr": "reading text", "embed": "indexing captions"}
+           "ocr": "reading text", "faces": "finding faces", "embed": "indexing captions"}
 
 
 class _progress:
@@ -254,6 +256,8 @@ def search(
                       "make or model contains TEXT.")] = None,
     has_text: Annotated[bool | None, typer.Option("--has-text/--no-text", help="Only photos "
                         "that show text (OCR), or only those that do not.")] = None,
+    person: Annotated[str | None, typer.Option(metavar="PERSON", help="Only photos of PERSON "
+                      "(an id or a name; see `capdex people list`).")] = None,
     data_dir: DataDir = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -267,6 +271,7 @@ def search(
         request = SearchRequest.build(
             query, k=k, offset=offset, mode=mode, min_score=min_score, sort=sort,
             taken_after=taken_after, taken_before=taken_before, camera=camera, has_text=has_text,
+            person=person,
             folder=str(folder.expanduser().resolve()) if folder else None)
     except SearchRequestError as exc:
         _fail(str(exc))
@@ -582,6 +587,10 @@ _register_spark(app)
 from capdex.api.cli_ask import register as _register_ask  # noqa: E402
 
 _register_ask(app)
+
+from capdex.api.cli_people import register as _register_people  # noqa: E402
+
+_register_people(app)
 
 
 def main() -> None:

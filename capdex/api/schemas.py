@@ -72,6 +72,15 @@ class CaptionOut(BaseModel):
     created_at: UtcDateTime
 
 
+class FaceOut(BaseModel):
+    id: int
+    box: list[float] = Field(description="left, top, width, height as fractions of the photo.")
+    score: float = Field(description="The detector's score (higher: surer).")
+    person_id: int | None
+    person_name: str | None = None
+    assigned_by: str = Field(description="machine or human (a human's choice never moves).")
+
+
 class PhotoOut(BaseModel):
     id: int
     path: str | None = Field(description="The first known file of this photo.")
@@ -93,6 +102,7 @@ class PhotoOut(BaseModel):
                                  "order, as OCR read it; \"\" when none; null when not read.")
     ocr_confidence: float | None = Field(default=None, description="Mean OCR confidence (0–1).")
     ocr_engine: str | None = Field(default=None, description="OCR engine name and version.")
+    faces: list[FaceOut] = Field(default_factory=list, description="Faces found (issue 14).")
 
 
 class CaptionIn(BaseModel):

@@ -5,6 +5,7 @@ import { ApiError, downloadOriginal, lazyImage, request, showImage } from "./api
 import { fillCaptioners } from "./choices.js";
 import { closeOnBackdrop } from "./dialogs.js";
 import { fileName, formatDate } from "./grid.js";
+import { showFaces, trackFaceLayer } from "./people.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,7 +17,7 @@ const LABELS = {
 // Shown in their own way, or not worth showing.
 const SKIP = new Set(["id", "path", "paths", "caption", "caption_source", "captions", "content_hash",
   "width", "height", "size", "taken_at", "camera_make", "camera_model", "gps", "latitude",
-  "longitude", "gps_latitude", "gps_longitude", "ocr_text", "ocr_confidence", "ocr_engine"]);
+  "longitude", "gps_latitude", "gps_longitude", "ocr_text", "ocr_confidence", "ocr_engine", "faces"]);
 
 export class Viewer {
   /**
@@ -44,6 +45,7 @@ export class Viewer {
       if (event.key === "ArrowRight") { event.preventDefault(); this.step(1); }
     });
 
+    this.placeFaces = trackFaceLayer($("viewer-img"));
     $("download").addEventListener("click", () => this.download());
     $("edit-caption").hidden = !caps.editCaption;
     $("edit-caption").addEventListener("click", () => this.startEditing());
@@ -75,6 +77,8 @@ export class Viewer {
     $("viewer-source").textContent = "";
     $("viewer-meta").replaceChildren();
     $("similar").hidden = true;
+    $("viewer-faces").hidden = true;
+    $("viewer-people").hidden = true;
     const img = $("viewer-img");
     img.removeAttribute("src");
     img.alt = "";
@@ -110,6 +114,8 @@ export class Viewer {
       photo.ocr_engine ? `Read by ${photo.ocr_engine}` : "",
       typeof photo.ocr_confidence === "number" ? `${Math.round(photo.ocr_confidence * 100)}% confident` : "",
     ].filter(Boolean).join(", ") : "";
+    showFaces(photo);
+    this.placeFaces();
     const meta = $("viewer-meta");
     meta.replaceChildren();
     for (const [label, value] of metadata(photo)) {
