@@ -69,6 +69,9 @@ def index(
                           "per captioning batch (default: the captioner's).")] = None,
     ocr: Annotated[bool | None, typer.Option("--ocr/--no-ocr", help="Read the text photos show, "
                    "to search it too (default: on, or CAPDEX_OCR).")] = None,
+    place: Annotated[bool | None, typer.Option("--place/--no-place", help="Name where photos "
+                     "with GPS were taken, and when, to search it too (default: on, or "
+                     "CAPDEX_PLACE).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Caption and embed new or changed photos; forget deleted ones. Safe to re-run any time.
@@ -80,7 +83,7 @@ def index(
 
     settings = _settings(data_dir=data_dir, captioner=captioner, model_path=model_path,
                          captioner_endpoint=endpoint, captioner_model=model,
-                         batch_size=batch_size, ocr=ocr)
+                         batch_size=batch_size, ocr=ocr, place=place)
     _check_captioner(settings)
     db = _database(settings)
     live = not as_json and sys.stderr.isatty()

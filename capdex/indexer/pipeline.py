@@ -83,6 +83,9 @@ class IndexSummary:
     ocr_read: int = 0
     ocr_with_text: int = 0
     ocr_seconds: float = 0.0
+    #: Photos the place stage looked at, and those it named a place for (the rest: no GPS).
+    places_read: int = 0
+    places_found: int = 0
     interrupted: bool = False
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -103,6 +106,8 @@ class IndexSummary:
             text += f", {self.sidecars_failed} could not be" if self.sidecars_failed else ""
         if self.ocr_read:
             text += f"; OCR read {self.ocr_read} photo(s), {self.ocr_with_text} with text"
+        if self.places_read:
+            text += f"; places for {self.places_found} of {self.places_read} photo(s)"
         return text + ("; interrupted" if self.interrupted else "")
 
     @property
@@ -110,7 +115,8 @@ class IndexSummary:
         """Whether anything changed (watch mode prints only batches that did)."""
         return bool(self.new or self.changed or self.moved or self.copied or self.removed
                     or self.recaptioned or self.reembedded or self.failures
-                    or self.sidecar_captions or self.sidecars_written or self.ocr_read)
+                    or self.sidecar_captions or self.sidecars_written or self.ocr_read
+                    or self.places_read)
 
     def as_dict(self) -> dict[str, object]:
         skip = ("failures", "stage_seconds", "stage_failures")

@@ -175,6 +175,22 @@ class PhotoWords(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class PhotoPlace(Base):
+    """Where a photo was taken, by name (the place stage, migration 0010): one row per photo
+    the stage looked at; all names None when it has no GPS or is far from any town."""
+
+    __tablename__ = "photo_places"
+
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    city: Mapped[str | None] = mapped_column(String(200))
+    region: Mapped[str | None] = mapped_column(String(200))
+    country: Mapped[str | None] = mapped_column(String(200))
+    country_code: Mapped[str | None] = mapped_column(String(8))
+    version: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class IndexingError(Base):
     """A file that could not be indexed, and why. Retried when the file changes."""
 
