@@ -1,5 +1,5 @@
 """Search filters as SQL: which photos a request may return (date taken, folder, camera,
-whether it shows text)."""
+whether it shows text, place, season)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from sqlalchemy import Select, and_, func, select
 
 from capdex.paths import under
 from capdex.search.request import SearchRequest
+from capdex.store import places, words
 from capdex.store.models import File, OcrText, Photo
 
 
@@ -35,6 +36,10 @@ def allowed_photos(request: SearchRequest) -> Select | None:
     if request.has_text is not None:
         shows = select(OcrText.photo_id).where(OcrText.text != "")
         conditions.append(Photo.id.in_(shows) if request.has_text else Photo.id.not_in(shows))
+    if request.place:
+        conditions.append(Photo.id.in_(places.photos_in(request.place)))
+    if request.season:
+        conditions.append(Photo.id.in_(words.photos_with_word("time", request.season)))
     files = select(File.photo_id)
     if request.folder:
         files = files.where(folder_condition(File.path, request.folder))
