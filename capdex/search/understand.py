@@ -7,7 +7,8 @@ What is read (lower case, anywhere in the query):
   a few everyday names too: "USA", "UK"), the longest one first, e.g. "New York";
 - "<month> <year>" (that month), "<season> <year>" and "<year>" (that calendar year),
   "<season>" (that season, in each photo's hemisphere: the season words the place stage
-  stored), "last/this <season>" (that season within the past year), and "today",
+  stored), "last <season>" (its latest one before the current season), "this <season>"
+  (within the past year), and "today",
   "yesterday", "last week", "last month", "this month", "last year", "this year" against
   `today` (a clock the caller passes). "fall" counts only as "in/last/this fall" or "fall
   <year>", and a month alone ("may") is left to the words: both are everyday words too.
@@ -142,8 +143,13 @@ def _read_dates(words: list[str], used: list[bool],
 
 def _relative(word: str, unit: str, today: date) -> tuple[date | None, date | None,
                                                            str | None] | None:
-    if unit in _SEASON_NAMES:  # in either hemisphere, the past year holds one of each
-        return today - timedelta(days=365), today, _SEASON_NAMES[unit]
+    if unit in _SEASON_NAMES:
+        # Seasons turn on the same days in both hemispheres (1 Dec, Mar, Jun, Sep), so the
+        # four seasons before the current one hold exactly one of each, north and south.
+        if word == "this":
+            return today - timedelta(days=365), today, _SEASON_NAMES[unit]
+        start = _season_start(today)
+        return start.replace(year=start.year - 1), start - timedelta(days=1), _SEASON_NAMES[unit]
     if unit == "week":
         return (today - timedelta(days=7), today, None) if word != "this" else (
             today - timedelta(days=today.weekday()), today, None)
@@ -158,6 +164,12 @@ def _relative(word: str, unit: str, today: date) -> tuple[date | None, date | No
             return date(today.year, 1, 1), today, None
         return date(today.year - 1, 1, 1), date(today.year - 1, 12, 31), None
     return None
+
+
+def _season_start(today: date) -> date:
+    """The first day of the season `today` is in."""
+    month = today.month - today.month % 3
+    return date(today.year - 1, 12, 1) if month == 0 else date(today.year, month, 1)
 
 
 def _year(word: str, today: date) -> int | None:

@@ -20,7 +20,8 @@ TODAY = date(2026, 12, 5)
     ("December 2021", "", None, "2021-12-01", "2021-12-31", None),
     ("feb 2024", "", None, "2024-02-01", "2024-02-29", None),
     ("in 2019", "", None, "2019-01-01", "2019-12-31", None),
-    ("last summer", "", None, "2025-12-05", "2026-12-05", "summer"),
+    ("last summer", "", None, "2025-12-01", "2026-11-30", "summer"),
+    ("snow last winter", "snow", None, "2025-12-01", "2026-11-30", "winter"),
     ("yesterday", "", None, "2026-12-04", "2026-12-04", None),
     ("beach last month", "beach", None, "2026-11-01", "2026-11-30", None),
     ("last year", "", None, "2025-01-01", "2025-12-31", None),
@@ -46,3 +47,10 @@ def test_explicit_filters_leave_their_words_as_text() -> None:
 def test_only_places_of_the_library_are_read() -> None:
     assert understand("cat in Paris", PLACES, TODAY).place is None
     assert understand("cat in Paris", PlaceNames([]), TODAY).text == "cat in Paris"
+
+
+def test_last_season_ends_where_the_current_one_begins() -> None:
+    spring = understand("last winter", PLACES, date(2026, 4, 2))
+    assert (spring.taken_after, spring.taken_before) == (date(2025, 3, 1), date(2026, 2, 28))
+    january = understand("last winter", PLACES, date(2026, 1, 15))
+    assert (january.taken_after, january.taken_before) == (date(2024, 12, 1), date(2025, 11, 30))
