@@ -217,6 +217,10 @@ def search(
                       "make or model contains TEXT.")] = None,
     has_text: Annotated[bool | None, typer.Option("--has-text/--no-text", help="Only photos "
                         "that show text (OCR), or only those that do not.")] = None,
+    place: Annotated[str | None, typer.Option(metavar="PLACE", help="Only photos taken in this "
+                     "city, region or country.")] = None,
+    parse: Annotated[bool, typer.Option("--parse/--no-parse", help="Read places and dates out "
+                     "of QUERY as filters (\"cat in Tokyo 2019\").")] = True,
     data_dir: DataDir = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -228,7 +232,8 @@ def search(
         request = SearchRequest.build(
             query, k=k, offset=offset, mode=mode, min_score=min_score, sort=sort,
             taken_after=taken_after, taken_before=taken_before, camera=camera, has_text=has_text,
-            folder=str(folder.expanduser().resolve()) if folder else None)
+            folder=str(folder.expanduser().resolve()) if folder else None, place=place,
+            parse=parse)
     except SearchRequestError as exc:
         _fail(str(exc))
     settings = _settings(data_dir=data_dir)
@@ -243,12 +248,31 @@ def search(
         return
     for note in results.notes:
         typer.echo(f"note: {note}", err=True)
-    if not results.results:
+    if results.understood and any(v for k, v in results.understood.items() if k != "text"):
+        typer.echo(f"understood: {_understood_line(results.understood)}", err=True)
+    if not results.results or all(hit.weak for hit in results.results):
         typer.echo(_nothing_found(settings, db, request))
+        if results.results:
+            typer.echo("No strong matches — closest photos:")
+            _print_hits(results.results)
         return
     _print_hits(results.results)
     shown = request.offset + len(results.results)
     typer.echo(f"{request.offset + 1}-{shown} of {results.total} ({results.mode})")
+
+
+def _understood_line(understood: dict) -> str:  # type: ignore[type-arg]
+    """"place Tokyo, taken 2019-01-01 to 2019-12-31, season summer; searched "cat""."""
+    parts = []
+    if understood.get("place"):
+        parts.append(f"place {understood['place']}")
+    after, before = understood.get("taken_after"), understood.get("taken_before")
+    if after or before:
+        parts.append(f"taken {after or '…'} to {before or '…'}")
+    if understood.get("season"):
+        parts.append(f"season {understood['season']}")
+    text = understood.get("text")
+    return ", ".join(parts) + (f'; searched "{text}"' if text else "; filters only")
 
 
 def _nothing_found(settings, db, request) -> str:  # type: ignore[no-untyped-def]

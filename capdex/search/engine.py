@@ -168,8 +168,9 @@ class SearchEngine:
 
         `options` are those of `SearchRequest.build`; a bad one raises `SearchRequestError`.
         Places and dates the query names become filters (`capdex.search.understand`) unless
-        `parse=False` or the request sets that filter itself; a place that leaves no strong
-        match is dropped again, with a note.
+        `parse=False` or the request sets that filter itself; a place or season (words that
+        are things too: "Turkey", "spring") that leaves no strong match is read as words
+        again, with a note.
         """
         request = query if isinstance(query, SearchRequest) else SearchRequest.build(
             query, **options)  # type: ignore[arg-type]
@@ -183,14 +184,15 @@ class SearchEngine:
             results.understood = understood.as_dict()
             return results
         results = self._search(_narrowed(request, understood))
-        if understood.place and not _strong(results):
-            wider = understand(request.q, names, today, dates=dates, place=False)
+        if (understood.place or understood.season) and not _strong(results):
+            # "Turkey", "Nice", "spring": words that are also things; without them as filters
+            wider = understand(request.q, names, today, dates=dates, place=False, seasons=False)
             other = self._search(_narrowed(request, wider))
             if _strong(other) or not results.results:
-                other.notes.append(
-                    f"no photos taken in {understood.place} match \"{understood.text}\": "
-                    f"searched \"{wider.text}\" everywhere ({understood.place} may not be a "
-                    "place here)")
+                where = " in ".join(x for x in ("", understood.place, understood.season) if x)
+                what = f" match \"{understood.text}\"" if understood.text else ""
+                other.notes.append(f"no photos taken{where}{what}: searched \"{wider.text}\" "
+                                   "instead")
                 understood, results = wider, other
         results.understood = understood.as_dict()
         return results
@@ -246,8 +248,9 @@ class SearchEngine:
             ranked = self._newest_first(ranked)
         page = ranked[request.offset : request.offset + request.k]
         hits = self._hits(page, request)
-        if weak:
-            hits = [replace(hit, weak=True) for hit in hits]
+        if weak:  # `total` counts matches above the cut-off: none
+            return SearchResults(request.q, 0, [replace(hit, weak=True) for hit in hits], mode,
+                                 notes)
         return SearchResults(request.q, len(ranked), hits, mode, notes)
 
     def _listed(self, request: SearchRequest, allowed: set[int], mode: str,

@@ -81,16 +81,17 @@ class Understanding:
 
 
 def understand(query: str, places: PlaceNames, today: date, *, dates: bool = True,
-               place: bool = True) -> Understanding:
+               place: bool = True, seasons: bool = True) -> Understanding:
     """Split `query` into filters and text. `dates`/`place` False leave those words as text
-    (the request set that filter explicitly: explicit filters win)."""
+    (the request set that filter explicitly: explicit filters win); `seasons` False leaves
+    season words as text (they are everyday words too: "spring", "winter" in a folder name)."""
     spans = [(m.start(), m.end(), m.group().lower().rstrip(".")) for m in _TOKEN.finditer(query)]
     words = [w for _, _, w in spans]
     used = [False] * len(words)
     after = before = None
     season = None
     if dates:
-        after, before, season = _read_dates(words, used, today)
+        after, before, season = _read_dates(words, used, today, seasons)
     found_place = _read_place(words, used, places) if place else None
     _drop_hanging_prepositions(words, used)
     if not any(used):
@@ -104,11 +105,13 @@ def _words(text: str) -> list[str]:
     return [m.group().lower().rstrip(".") for m in _TOKEN.finditer(text)]
 
 
-def _read_dates(words: list[str], used: list[bool],
-                today: date) -> tuple[date | None, date | None, str | None]:
+def _read_dates(words: list[str], used: list[bool], today: date,
+                seasons: bool) -> tuple[date | None, date | None, str | None]:
     """The first date phrase in `words` (marked used): (first day, last day, season)."""
     n = len(words)
     for i, word in enumerate(words):
+        if not seasons and word in _SEASON_NAMES:
+            continue
         nxt = words[i + 1] if i + 1 < n else ""
         year = _year(nxt, today)
         if word in ("last", "this", "past") and nxt:

@@ -56,6 +56,8 @@ class Photo(Base):
     )
     #: The text it shows (OCR), read-only here: the OCR stage writes `OcrText` rows itself.
     ocr: Mapped[OcrText | None] = relationship(viewonly=True)
+    #: Where it was taken, by name, read-only here: the place stage writes `PhotoPlace` rows.
+    place: Mapped[PhotoPlace | None] = relationship(viewonly=True)
 
 
 class File(Base):

@@ -98,6 +98,7 @@ def test_the_closest_photos_are_shown_weak_when_none_clears_the_cut_off(library)
     engine, _ = library
     results = engine.search("an elephant playing the violin", k=3, mode="semantic")
     assert 1 <= len(results.results) <= 3 and all(hit.weak for hit in results.results)
+    assert results.total == 0  # none clears the cut-off
     assert any("closest" in note for note in results.notes)
     assert results.as_dict()["results"][0]["weak"] is True
     strict = engine.search("an elephant playing the violin", k=3, mode="semantic", min_score=0.3)
