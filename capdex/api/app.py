@@ -132,12 +132,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                "(true), or only those that do not (false).")] = None,
         person: Annotated[str | None, Query(max_length=200, description="Only photos of this "
                                             "person: an id or a name (see /api/people).")] = None,
+        place: Annotated[str | None, Query(max_length=200, description="Only photos taken in this "
+                                           "city, region or country.")] = None,
+        parse: Annotated[bool, Query(description="Read places and dates out of q as filters "
+                                     "(\"cat in Tokyo 2019\").")] = True,
     ) -> SearchOut:
         try:
             query = SearchRequest.build(
                 q, k=k, offset=offset, mode=mode, min_score=min_score, sort=sort,
                 taken_after=taken_after, taken_before=taken_before, folder=folder, camera=camera,
-                has_text=has_text, person=person)
+                has_text=has_text, person=person, place=place, parse=parse)
             results = engine(request).search(query)
         except SearchRequestError as exc:
             raise HTTPException(422, str(exc)) from exc

@@ -86,6 +86,9 @@ class IndexSummary:
     ocr_seconds: float = 0.0
     faces_scanned: int = 0
     faces_found: int = 0
+    #: Photos the place stage looked at, and those it named a place for (the rest: no GPS).
+    places_read: int = 0
+    places_found: int = 0
     interrupted: bool = False
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -108,6 +111,8 @@ class IndexSummary:
             text += f"; OCR read {self.ocr_read} photo(s), {self.ocr_with_text} with text"
         if self.faces_scanned:
             text += f"; {self.faces_found} face(s) in {self.faces_scanned} photo(s) looked at"
+        if self.places_read:
+            text += f"; places for {self.places_found} of {self.places_read} photo(s)"
         return text + ("; interrupted" if self.interrupted else "")
 
     @property
@@ -116,7 +121,7 @@ class IndexSummary:
         return bool(self.new or self.changed or self.moved or self.copied or self.removed
                     or self.recaptioned or self.reembedded or self.failures
                     or self.sidecar_captions or self.sidecars_written or self.ocr_read
-                    or self.faces_scanned)
+                    or self.faces_scanned or self.places_read)
 
     def as_dict(self) -> dict[str, object]:
         skip = ("failures", "stage_seconds", "stage_failures")

@@ -62,6 +62,8 @@ class Photo(Base):
     ocr: Mapped[OcrText | None] = relationship(viewonly=True)
     #: Faces found in it, read-only here: `capdex.store.people` writes them.
     faces: Mapped[list[Face]] = relationship(viewonly=True, order_by="Face.box_x")
+    #: Where it was taken, by name, read-only here: the place stage writes `PhotoPlace` rows.
+    place: Mapped[PhotoPlace | None] = relationship(viewonly=True)
 
 
 class File(Base):
@@ -234,6 +236,22 @@ class FaceScan(Base):
                                           primary_key=True)
     version: Mapped[str] = mapped_column(String(200))
     faces: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PhotoPlace(Base):
+    """Where a photo was taken, by name (the place stage, migration 0010): one row per photo
+    the stage looked at; all names None when it has no GPS or is far from any town."""
+
+    __tablename__ = "photo_places"
+
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    city: Mapped[str | None] = mapped_column(String(200))
+    region: Mapped[str | None] = mapped_column(String(200))
+    country: Mapped[str | None] = mapped_column(String(200))
+    country_code: Mapped[str | None] = mapped_column(String(8))
+    version: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -50,13 +50,13 @@ def load_vectors(db: Database, ids: list[int], dim: int) -> tuple[np.ndarray, np
 
 
 def load_photo(db: Database, photo_id: int) -> Photo | None:
-    """The photo with its files, captions, OCR text and faces loaded (for showing it)."""
+    """The photo with its files, captions, OCR text, faces and place loaded (for showing it)."""
     from sqlalchemy.orm import selectinload
 
     with db.read() as session:
         return session.get(Photo, photo_id, options=[
             selectinload(Photo.files), selectinload(Photo.captions), selectinload(Photo.ocr),
-            selectinload(Photo.faces).selectinload(Face.person)])
+            selectinload(Photo.faces).selectinload(Face.person), selectinload(Photo.place)])
 
 
 def photos_page(db: Database, limit: int, offset: int) -> tuple[int, list[Photo]]:

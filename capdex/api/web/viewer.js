@@ -11,13 +11,14 @@ const $ = (id) => document.getElementById(id);
 
 const LABELS = {
   taken_at: "Taken", camera: "Camera", lens: "Lens", lens_model: "Lens", lens_make: "Lens make",
-  dimensions: "Size", size: "File size", location: "Location", paths: "Files",
+  dimensions: "Size", size: "File size", location: "Location", place: "Place", paths: "Files",
   focal_length: "Focal length", exposure_time: "Exposure", f_number: "Aperture", iso: "ISO",
 };
 // Shown in their own way, or not worth showing.
 const SKIP = new Set(["id", "path", "paths", "caption", "caption_source", "captions", "content_hash",
   "width", "height", "size", "taken_at", "camera_make", "camera_model", "gps", "latitude",
-  "longitude", "gps_latitude", "gps_longitude", "ocr_text", "ocr_confidence", "ocr_engine", "faces"]);
+  "longitude", "gps_latitude", "gps_longitude", "ocr_text", "ocr_confidence", "ocr_engine", "faces",
+  "place"]);
 
 export class Viewer {
   /**
@@ -285,6 +286,9 @@ function metadata(photo) {
   if (camera) rows.push([LABELS.camera, camera]);
   if (photo.width && photo.height) rows.push([LABELS.dimensions, `${photo.width} × ${photo.height}`]);
   if (photo.size) rows.push([LABELS.size, bytes(photo.size)]);
+  const place = photo.place && [photo.place.city, photo.place.region, photo.place.country]
+    .filter((name, i, all) => name && all.indexOf(name) === i).join(", ");
+  if (place) rows.push([LABELS.place, place]);
   const where = location_(photo);
   if (where) rows.push([LABELS.location, where]);
   for (const [key, value] of Object.entries(photo)) {
