@@ -34,6 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from capdex.disk_full import is_disk_full
 from capdex.images import ImageLoadError, decode_image, largest_hint
 from capdex.indexer import sidecars
 from capdex.indexer.decode import StageViews, decode_for
@@ -420,6 +421,8 @@ class Flow:
             item.error = str(exc)
             return item
         except Exception as exc:  # noqa: BLE001 - one strange file must never stop a run
+            if is_disk_full(exc):
+                raise  # ...but a full disk stops it, blaming no photo
             item.error = f"could not read image ({type(exc).__name__}: {exc})"
             return item
         if got is None:
