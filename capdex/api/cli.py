@@ -95,6 +95,7 @@ def index(
     Ctrl-C finishes the batch in hand and stops; the next run carries on from there.
     """
     from capdex.captioners import CaptionerError
+    from capdex.disk_full import DiskFull
     from capdex.indexer.pipeline import Indexer, IndexerError
 
     settings = _settings(data_dir=data_dir, captioner=captioner, model_path=model_path,
@@ -125,6 +126,8 @@ def index(
                     summary = indexer.run(paths)
             except (IndexerError, CaptionerError) as exc:
                 _fail(str(exc))
+            except DiskFull as exc:
+                _fail(str(exc), code=1)
     if watch:
         typer.echo("stopped", err=True)
         return

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from capdex.disk_full import DiskFull
 from capdex.paths import is_under
 
 if TYPE_CHECKING:
@@ -208,7 +209,7 @@ class JobRunner:
             else:
                 job.summary = summary.as_dict()
                 job.state = "done"
-        except (CaptionerError, IndexerError) as exc:  # said in the job's error: no traceback
+        except (CaptionerError, IndexerError, DiskFull) as exc:  # said in the job's error
             log.warning("job %s failed: %s", job.id, exc)
             job.state, job.error = "failed", str(exc) or type(exc).__name__
             if not isinstance(exc, IndexerError):

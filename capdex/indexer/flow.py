@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from capdex.disk_full import is_disk_full
 from capdex.images import ImageLoadError, decode_image, largest_hint
 from capdex.indexer import sidecars
 from capdex.indexer.decode import StageViews, decode_for
@@ -422,6 +423,8 @@ class Flow:
             item.error = str(exc)
             return item
         except Exception as exc:  # noqa: BLE001 - one strange file must never stop a run
+            if is_disk_full(exc):
+                raise  # ...but a full disk stops it, blaming no photo
             item.error = f"could not read image ({type(exc).__name__}: {exc})"
             return item
         if got is None:

@@ -32,6 +32,7 @@ from typing import Any
 from capdex.atomic import is_stale_temp_file, remove_stale_temp_files
 from capdex.captioners import Captioner
 from capdex.captioners.ocr import OcrUnavailable
+from capdex.disk_full import DiskFull, is_disk_full
 from capdex.embedder import Embedder, get_embedder
 from capdex.index_lock import DataDirBusy, index_lock
 from capdex.indexer import sidecars
@@ -57,6 +58,20 @@ log = logging.getLogger(__name__)
 #: (stage, done, total) — stages are "scan", "hash", "caption", "ocr" (and any worker stage's
 #: name) and "embed". Called from the run's threads.
 ProgressCallback = Callable[[str, int, int], None]
+
+
+@contextmanager
+def _stop_when_disk_full() -> Iterator[None]:
+    """A full disk, wherever it surfaced (a commit, a model's cache, the index file), ends the
+    run as `DiskFull`: one message, no photo blamed (`isolate` never records one for it)."""
+    try:
+        yield
+    except DiskFull:
+        raise
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise DiskFull(exc) from exc
+        raise
 
 
 class IndexerError(RuntimeError):
@@ -212,7 +227,7 @@ class Indexer:
     def run(self, roots: Iterable[str | Path]) -> IndexSummary:
         """One full pass over `roots`: index what is new or changed, forget what is gone."""
         roots = self._check_roots(roots)
-        with self._exclusive():
+        with self._exclusive(), _stop_when_disk_full():
             return self._pass(roots, roots, full=True)
 
     def watch(self, roots: Iterable[str | Path], *, poll: bool = False,
@@ -226,7 +241,7 @@ class Indexer:
         roots = self._check_roots(roots)
         report = on_batch or (lambda summary: None)
         # Watch first, then catch up, so nothing changed during the first pass is missed.
-        with self._exclusive(), self._watching(roots, poll) as watcher:
+        with self._exclusive(), _stop_when_disk_full(), self._watching(roots, poll) as watcher:
             try:
                 report(self._pass(roots, roots, full=True))
                 while not self.stop.is_set():
@@ -243,7 +258,10 @@ class Indexer:
         present = [p for p in scopes if os.path.lexists(p)]
         try:
             report(self._pass(present, scopes, full=False))
-        except Exception:
+        except Exception as exc:
+            if is_disk_full(exc):  # one line, no traceback: the next change tries again
+                log.error("%s", exc if isinstance(exc, DiskFull) else DiskFull(exc))
+                return
             log.exception("indexing %d changed path(s) failed; they will be picked up by their "
                           "next change or the next `capdex index` run", len(scopes))
 

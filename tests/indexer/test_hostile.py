@@ -279,3 +279,96 @@ def test_sigterm_ends_a_stuck_run_within_seconds_and_frees_the_data_dir(tmp_path
     assert proc.returncode == 130 and took < 15, (proc.returncode, took, err)
     assert "aborted" in err and "Traceback" not in err
     assert index_lock_free(settings)
+
+
+# -- a full disk (issue 20, point 5) ----------------------------------------------------------------
+class DiskFillingCaptioner(LayoutCaptioner):
+    """Fails as a model writing its weight cache to a full disk would, from its call `fail_at`."""
+
+    name = "test-disk-full"
+    calls = 0
+    fail_at: int | None = None
+
+    def caption_batch(self, images: Sequence[Image.Image]) -> list[str]:
+        type(self).calls += 1
+        if self.fail_at is not None and type(self).calls >= self.fail_at:
+            import errno
+
+            raise OSError(errno.ENOSPC, "No space left on device", "/cache/weights.bin.tmp")
+        return super().caption_batch(images)
+
+
+def photo_count(db: Database) -> int:
+    with db.read() as session:
+        return len(session.scalars(select(Photo.id)).all())
+
+
+@pytest.fixture
+def ten_photos(tmp_path: Path) -> Path:
+    root = tmp_path / "photos"
+    root.mkdir()
+    colours = ["red", "green", "blue", "yellow", "white"]
+    for i in range(10):
+        two_tone(colours[i % 5], colours[(i + 1 + i // 5) % 5], seed=i).save(root / f"p{i}.jpg")
+    return root
+
+
+@pytest.fixture
+def full_disk_indexer(data_dir: Path, embedder):  # type: ignore[no-untyped-def]
+    registry.register(DiskFillingCaptioner)
+    DiskFillingCaptioner.calls, DiskFillingCaptioner.fail_at = 0, None
+    settings = Settings(data_dir=data_dir, captioner="test-disk-full", ocr=False)
+    db = Database(settings.db_url)
+    return lambda: Indexer(settings, db, embedder=embedder)
+
+
+def test_a_full_disk_under_the_model_stops_the_run_and_blames_no_photo(ten_photos: Path, full_disk_indexer) -> None:  # type: ignore[no-untyped-def]
+    from capdex.disk_full import DiskFull
+
+    DiskFillingCaptioner.fail_at = 2  # the first batch (of 4) is captioned, then the disk fills
+    run = full_disk_indexer()
+    with pytest.raises(DiskFull, match="the disk is full .*No space left on device"):
+        run.run([ten_photos])
+    assert errors_by_path(run.db) == {}  # no photo marked as failed for it
+    assert photo_count(run.db) == 4
+    DiskFillingCaptioner.fail_at = None  # space freed
+    summary = full_disk_indexer().run([ten_photos])
+    assert summary.new == 6 and summary.failed == 0 and summary.unchanged == 4
+    assert len(captions_by_path(run.db)) == 10 and errors_by_path(run.db) == {}
+
+
+def test_a_full_database_disk_stops_the_run_and_the_next_run_finishes(ten_photos: Path, full_disk_indexer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from capdex.disk_full import DiskFull
+    from capdex.store import photos
+
+    real, calls = photos.create_photos, [0]
+
+    def create_on_a_full_disk(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        if calls[0] >= 2:
+            raise OperationalError("INSERT INTO photos ...", {},
+                                   sqlite3.OperationalError("database or disk is full"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(photos, "create_photos", create_on_a_full_disk)
+    run = full_disk_indexer()
+    with pytest.raises(DiskFull, match="database or disk is full"):
+        run.run([ten_photos])
+    assert errors_by_path(run.db) == {} and photo_count(run.db) == 4
+    monkeypatch.setattr(photos, "create_photos", real)
+    summary = full_disk_indexer().run([ten_photos])
+    assert summary.new == 6 and summary.failed == 0
+    assert len(captions_by_path(run.db)) == 10
+
+
+def test_capdex_index_on_a_full_disk_says_so_in_one_message(ten_photos: Path, full_disk_indexer, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    DiskFillingCaptioner.fail_at = 1
+    result = CliRunner().invoke(cli, ["index", str(ten_photos), "--data-dir", str(data_dir),
+                                      "--captioner", "test-disk-full", "--no-ocr"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "the disk is full" in result.stderr and "Free some space" in result.stderr
+    assert "Traceback" not in result.output and len(result.stderr.splitlines()) == 1
