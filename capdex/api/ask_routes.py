@@ -18,7 +18,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from capdex.api.photo_routes import PhotoId, existing_file, photo_or_404
+from capdex.api.photo_routes import PhotoId, decode_indexed, photo_or_404
 from capdex.api.schemas import SearchHitOut
 from capdex.search.ask import Answering, AskFailed, Asker, AskResult, AskUnavailable
 from capdex.search.request import MAX_QUERY_LENGTH, SearchRequestError
@@ -198,8 +198,6 @@ def ask_photo(request: Request, photo_id: PhotoId, body: PhotoAskIn) -> PhotoAsk
         ModelNotInstalledError,
         QuestionsNotSupported,
     )
-    from capdex.images import ImageLoadError, load_image
-
     settings = request.app.state.settings
     photo = photo_or_404(request, photo_id)
     name = body.captioner or settings.captioner
@@ -207,12 +205,7 @@ def ask_photo(request: Request, photo_id: PhotoId, body: PhotoAskIn) -> PhotoAsk
         captioner = _answerer(request, name)
     except (QuestionsNotSupported, CaptionerError) as exc:
         raise HTTPException(422, str(exc)) from exc
-    path = existing_file(photo)
-    try:
-        image = load_image(path, max_pixels=settings.max_image_pixels,
-                           size_hint=captioner.input_size)
-    except ImageLoadError as exc:
-        raise HTTPException(404, f"photo {photo_id} cannot be read: {exc}") from exc
+    image = decode_indexed(request, photo, captioner.input_size)
     try:
         answer = captioner.answer(image, body.question)
     except (MissingDependencyError, ModelNotInstalledError) as exc:

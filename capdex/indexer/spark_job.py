@@ -348,7 +348,7 @@ def run_spark_index(roots: Iterable[str | Path], output: str | Path, settings: S
     for root in roots:
         if not os.path.exists(root):
             raise SparkJobError(f"{root}: no such file or folder")
-    found = scan(roots, exclude=[settings.data_dir])
+    found = scan(roots, exclude=[settings.data_dir], follow_links_out=settings.follow_symlinks_out)
     own_session = spark is None
     session = spark or spark_session(master, settings, conf=conf)
     try:
