@@ -11,7 +11,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi_offline import FastAPIOffline
 from fastapi.responses import FileResponse, Response
 
-from capdex.api import ask_routes, job_routes, photo_routes, photos
+from capdex.api import ask_routes, job_routes, people_routes, photo_routes, photos
 from capdex.api.errors import install_error_handling
 from capdex.api.jobs import JobRunner
 from capdex.api.photo_files import file_response, open_indexed
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(photo_routes.router)
     app.include_router(job_routes.router)
     app.include_router(ask_routes.router)
+    app.include_router(people_routes.router)
     mount_web(app)
 
     def engine(request: Request) -> SearchEngine:
@@ -129,12 +130,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_length=MAX_CAMERA_LENGTH, description="Camera make or model contains this.")] = None,
         has_text: Annotated[bool | None, Query(description="Only photos that show text (OCR) "
                                                "(true), or only those that do not (false).")] = None,
+        person: Annotated[str | None, Query(max_length=200, description="Only photos of this "
+                                            "person: an id or a name (see /api/people).")] = None,
+        place: Annotated[str | None, Query(max_length=200, description="Only photos taken in this "
+                                           "city, region or country.")] = None,
+        parse: Annotated[bool, Query(description="Read places and dates out of q as filters "
+                                     "(\"cat in Tokyo 2019\").")] = True,
     ) -> SearchOut:
         try:
             query = SearchRequest.build(
                 q, k=k, offset=offset, mode=mode, min_score=min_score, sort=sort,
                 taken_after=taken_after, taken_before=taken_before, folder=folder, camera=camera,
-                has_text=has_text)
+                has_text=has_text, person=person, place=place, parse=parse)
             results = engine(request).search(query)
         except SearchRequestError as exc:
             raise HTTPException(422, str(exc)) from exc

@@ -83,6 +83,11 @@ def index(
                           "per captioning batch (default: the captioner's).")] = None,
     ocr: Annotated[bool | None, typer.Option("--ocr/--no-ocr", help="Read the text photos show, "
                    "to search it too (default: on, or CAPDEX_OCR).")] = None,
+    faces: Annotated[bool | None, typer.Option("--faces/--no-faces", help="Find faces and group "
+                     "them into people (needs capdex[faces]; default: off, or CAPDEX_FACES).")] = None,
+    place: Annotated[bool | None, typer.Option("--place/--no-place", help="Name where photos "
+                     "with GPS were taken, and when, to search it too (default: on, or "
+                     "CAPDEX_PLACE).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Caption and embed new or changed photos; forget deleted ones. Safe to re-run any time.
@@ -94,7 +99,7 @@ def index(
 
     settings = _settings(data_dir=data_dir, captioner=captioner, model_path=model_path,
                          captioner_endpoint=endpoint, captioner_model=model,
-                         batch_size=batch_size, ocr=ocr)
+                         batch_size=batch_size, ocr=ocr, faces=faces, place=place)
     _check_captioner(settings)
     db = _database(settings)
     live = not as_json and sys.stderr.isatty()
@@ -188,7 +193,7 @@ def _exit_now(code: int, message: str) -> None:
 
 
 _STAGES = {"scan": "looking for photos", "hash": "checking files", "caption": "captioning",
-           "ocr": "reading text", "embed": "indexing captions"}
+           "ocr": "reading text", "faces": "finding faces", "embed": "indexing captions"}
 
 
 class _progress:
@@ -254,6 +259,12 @@ def search(
                       "make or model contains TEXT.")] = None,
     has_text: Annotated[bool | None, typer.Option("--has-text/--no-text", help="Only photos "
                         "that show text (OCR), or only those that do not.")] = None,
+    person: Annotated[str | None, typer.Option(metavar="PERSON", help="Only photos of PERSON "
+                      "(an id or a name; see `capdex people list`).")] = None,
+    place: Annotated[str | None, typer.Option(metavar="PLACE", help="Only photos taken in this "
+                     "city, region or country.")] = None,
+    parse: Annotated[bool, typer.Option("--parse/--no-parse", help="Read places and dates out "
+                     "of QUERY as filters (\"cat in Tokyo 2019\").")] = True,
     data_dir: DataDir = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -267,7 +278,9 @@ def search(
         request = SearchRequest.build(
             query, k=k, offset=offset, mode=mode, min_score=min_score, sort=sort,
             taken_after=taken_after, taken_before=taken_before, camera=camera, has_text=has_text,
-            folder=str(folder.expanduser().resolve()) if folder else None)
+            person=person,
+            folder=str(folder.expanduser().resolve()) if folder else None, place=place,
+            parse=parse)
     except SearchRequestError as exc:
         _fail(str(exc))
     except OSError as exc:  # e.g. a folder name too long for the file system
@@ -284,12 +297,31 @@ def search(
         return
     for note in results.notes:
         typer.echo(f"note: {note}", err=True)
-    if not results.results:
+    if results.understood and any(v for k, v in results.understood.items() if k != "text"):
+        typer.echo(f"understood: {_understood_line(results.understood)}", err=True)
+    if not results.results or all(hit.weak for hit in results.results):
         typer.echo(_nothing_found(settings, db, request))
+        if results.results:
+            typer.echo("No strong matches — closest photos:")
+            _print_hits(results.results)
         return
     _print_hits(results.results)
     shown = request.offset + len(results.results)
     typer.echo(f"{request.offset + 1}-{shown} of {results.total} ({results.mode})")
+
+
+def _understood_line(understood: dict[str, Any]) -> str:
+    """"place Tokyo, taken 2019-01-01 to 2019-12-31, season summer; searched "cat""."""
+    parts = []
+    if understood.get("place"):
+        parts.append(f"place {understood['place']}")
+    after, before = understood.get("taken_after"), understood.get("taken_before")
+    if after or before:
+        parts.append(f"taken {after or '…'} to {before or '…'}")
+    if understood.get("season"):
+        parts.append(f"season {understood['season']}")
+    text = understood.get("text")
+    return ", ".join(parts) + (f'; searched "{text}"' if text else "; filters only")
 
 
 def _nothing_found(settings: Settings, db: Database, request: SearchRequest) -> str:
@@ -582,6 +614,10 @@ _register_spark(app)
 from capdex.api.cli_ask import register as _register_ask  # noqa: E402
 
 _register_ask(app)
+
+from capdex.api.cli_people import register as _register_people  # noqa: E402
+
+_register_people(app)
 
 
 def main() -> None:

@@ -123,7 +123,7 @@ def _stages(settings: Settings) -> dict[str, Stage]:
     """The stages whose results a Parquet file may carry, to write them (no model is loaded)."""
     from capdex.indexer.stages import STAGES
 
-    created = (cls.create(settings, {"ocr": True}) for cls in STAGES)
+    created = (cls.create(settings, {"ocr": True, "faces": True}) for cls in STAGES)
     return {stage.name: stage for stage in created if stage is not None}
 
 

@@ -84,6 +84,11 @@ class IndexSummary:
     ocr_read: int = 0
     ocr_with_text: int = 0
     ocr_seconds: float = 0.0
+    faces_scanned: int = 0
+    faces_found: int = 0
+    #: Photos the place stage looked at, and those it named a place for (the rest: no GPS).
+    places_read: int = 0
+    places_found: int = 0
     interrupted: bool = False
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -104,6 +109,10 @@ class IndexSummary:
             text += f", {self.sidecars_failed} could not be" if self.sidecars_failed else ""
         if self.ocr_read:
             text += f"; OCR read {self.ocr_read} photo(s), {self.ocr_with_text} with text"
+        if self.faces_scanned:
+            text += f"; {self.faces_found} face(s) in {self.faces_scanned} photo(s) looked at"
+        if self.places_read:
+            text += f"; places for {self.places_found} of {self.places_read} photo(s)"
         return text + ("; interrupted" if self.interrupted else "")
 
     @property
@@ -111,7 +120,8 @@ class IndexSummary:
         """Whether anything changed (watch mode prints only batches that did)."""
         return bool(self.new or self.changed or self.moved or self.copied or self.removed
                     or self.recaptioned or self.reembedded or self.failures
-                    or self.sidecar_captions or self.sidecars_written or self.ocr_read)
+                    or self.sidecar_captions or self.sidecars_written or self.ocr_read
+                    or self.faces_scanned or self.places_read)
 
     def as_dict(self) -> dict[str, object]:
         skip = ("failures", "stage_seconds", "stage_failures")
@@ -352,8 +362,13 @@ class Indexer:
         for stage in self.stages:
             try:
                 stage.check()
-            except OcrUnavailable as exc:
+            except self._unavailable as exc:
                 raise IndexerError(str(exc)) from exc
+
+    @property
+    def _unavailable(self) -> tuple[type[BaseException], ...]:
+        """What the optional stages raise when they cannot run at all (OCR's, faces')."""
+        return (OcrUnavailable, *(e for s in self.stages if not s.required for e in s.fatal))
 
     def _pending(self) -> dict[int, list[Stage]]:
         """{stored photo id: the stages it needs} (missing or stale results)."""
@@ -367,7 +382,7 @@ class Indexer:
     def _flow(self, flow: Flow, items: Iterable[Any]) -> None:
         try:
             flow.run(items)
-        except OcrUnavailable as exc:  # e.g. the models do not load; captions are kept
+        except self._unavailable as exc:  # e.g. the models do not load; captions are kept
             raise IndexerError(str(exc)) from exc
         finally:
             flow.summary.ocr_seconds = flow.summary.stage_seconds.get("ocr", 0.0)

@@ -1,5 +1,5 @@
 """Search filters as SQL: which photos a request may return (date taken, folder, camera,
-whether it shows text)."""
+whether it shows text, who is in it, place, season)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, func, s
 
 from capdex.paths import under
 from capdex.search.request import SearchRequest
+from capdex.store import places, words
 from capdex.store.models import File, OcrText, Photo
+from capdex.store.people import person_photos
 
 
 def folder_condition(column: SQLColumnExpression[str], folder: str) -> ColumnElement[bool]:
@@ -35,6 +37,12 @@ def allowed_photos(request: SearchRequest) -> Select | None:
     if request.has_text is not None:
         shows = select(OcrText.photo_id).where(OcrText.text != "")
         conditions.append(Photo.id.in_(shows) if request.has_text else Photo.id.not_in(shows))
+    if request.person:
+        conditions.append(Photo.id.in_(person_photos(request.person)))
+    if request.place:
+        conditions.append(Photo.id.in_(places.photos_in(request.place)))
+    if request.season:
+        conditions.append(Photo.id.in_(words.photos_with_word("time", request.season)))
     files = select(File.photo_id)
     if request.folder:
         files = files.where(folder_condition(File.path, request.folder))

@@ -91,9 +91,12 @@ def test_modes_and_folder_filter(server: str, colour_folder: Path) -> None:
     assert data["results"][0]["match"].get("semantic") is None
 
 
-def test_a_query_matching_nothing_returns_nothing(server: str) -> None:
-    data = httpx.get(f"{server}/api/search", params={"q": "zebra"}).json()
-    assert data["total"] == 0 and data["results"] == []
+def test_a_query_matching_nothing_returns_only_the_closest_marked_weak(server: str) -> None:
+    data = httpx.get(f"{server}/api/search", params={"q": "zebra", "k": 3}).json()
+    assert data["total"] == 0 and 1 <= len(data["results"]) <= 3
+    assert all(r["weak"] for r in data["results"]) and "closest" in data["notes"][0]
+    data = httpx.get(f"{server}/api/search", params={"q": "zebra", "min_score": 0.3}).json()
+    assert data["total"] == 0 and data["results"] == []  # an explicit cut-off still cuts
 
 
 def test_similar_photos(server: str) -> None:
