@@ -586,7 +586,7 @@ class Flow:
     def _create_photos(self, session: Any, new: list[Item], refresh: VectorRefresh) -> None:
         """Photos of new content, their files (repointed or added) and sidecar captions."""
         with self.lock:  # files found later (after this commit) are linked after the pass
-            files = [list(item.content.files) for item in new]  # type: ignore[union-attr]
+            files = [list(item.content.files) for item in new if item.content is not None]
             for item, found in zip(new, files, strict=True):
                 item.linked = len(found)
         facts = [_facts(item, found[0][0].size) for item, found in zip(new, files, strict=True)]
@@ -619,7 +619,8 @@ class Flow:
         """New content that cannot be indexed: an error for each of its files (a file whose
         old bytes were a photo points at nothing now: its row goes)."""
         with self.lock:
-            found = list(item.content.files)  # type: ignore[union-attr]
+            assert item.content is not None  # `failed` holds new content only
+            found = list(item.content.files)
             item.linked = len(found)
         self.summary.failed += 1
         self.summary.failures.append((item.path, item.error or ""))
