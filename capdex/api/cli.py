@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,6 +26,20 @@ from capdex.api.cli_common import (
     _settings,
 )
 from capdex.api.cli_help import PlainGroup
+
+if TYPE_CHECKING:  # imported where used: `capdex --help` stays fast
+    import threading
+    from collections.abc import Callable, Sequence
+    from types import FrameType
+
+    from rich.console import Console
+
+    from capdex.captioners.ocr import OcrResult
+    from capdex.indexer.pipeline import IndexSummary
+    from capdex.search.engine import SearchHit
+    from capdex.search.request import SearchRequest
+    from capdex.settings import Settings
+    from capdex.store.db import Database
 
 app = typer.Typer(
     name="capdex",
@@ -87,7 +101,7 @@ def index(
     db = _database(settings)
     live = not as_json and sys.stderr.isatty()
 
-    def report(summary) -> None:  # type: ignore[no-untyped-def]
+    def report(summary: IndexSummary) -> None:
         if as_json:
             _print_json(summary.as_dict())
         elif not watch or summary.did_something:
@@ -98,7 +112,7 @@ def index(
     with _progress(enabled=live and not watch) as progress:
         indexer = Indexer(settings, db, recaption=recaption, reembed=reembed, write_xmp=write_xmp,
                           retry_failed=retry_failed, progress=progress)
-        with _stop_on_signals(indexer.stop):
+        with _stop_on_signals(indexer.stop, settings.stop_grace_seconds):
             try:
                 if watch:
                     if not as_json:
@@ -119,19 +133,31 @@ def index(
 
 class _stop_on_signals:
     """Ctrl-C (or SIGTERM, e.g. `docker stop`) sets `stop`: the batch in hand is committed and
-    the run ends cleanly. A second Ctrl-C aborts at once (still safe: see indexer.pipeline)."""
+    the run ends cleanly. A second signal, or a run still going `grace` seconds after the first
+    (a file system that stopped answering), exits at once: as safe as kill -9 (see
+    docs/indexing.md), and the data dir's lock goes with the process."""
 
-    def __init__(self, stop) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, stop: threading.Event, grace: float = 10.0) -> None:
         self.stop = stop
+        self.grace = grace
         self._previous: dict[int, Any] = {}
+        self._timer: Any = None
 
-    def _handle(self, signum, frame) -> None:  # type: ignore[no-untyped-def]
-        import signal
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        import threading
 
-        if self.stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        if self.stop.is_set():
+            _exit_now(130, "aborted")
         self.stop.set()
         typer.echo("stopping after the current batch (Ctrl-C again to abort)", err=True)
+        if not self.grace:  # 0: wait for the batch in hand however long it takes
+            return
+        message = (f"still running {self.grace:g} s after the stop request; aborted (run the "
+                   "same command again to finish)")
+        timer = threading.Timer(self.grace, _exit_now, (130, message))
+        timer.daemon = True
+        timer.start()
+        self._timer = timer
 
     def __enter__(self) -> _stop_on_signals:
         import signal
@@ -145,8 +171,22 @@ class _stop_on_signals:
     def __exit__(self, *exc: object) -> None:
         import signal
 
+        if self._timer is not None:  # the run ended in time
+            self._timer.cancel()
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+
+
+def _exit_now(code: int, message: str) -> None:
+    """End the process at once, whatever its threads are doing (a read that never returns
+    would keep a normal exit waiting for its thread forever)."""
+    import os
+
+    try:
+        typer.echo(message, err=True)
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
 
 
 _STAGES = {"scan": "looking for photos", "hash": "checking files", "caption": "captioning",
@@ -161,13 +201,13 @@ class _progress:
     stages (and the last "embed 0/1" frame) on screen around the summary.
     """
 
-    def __init__(self, enabled: bool, console=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, enabled: bool, console: Console | None = None) -> None:
         self.enabled = enabled
         self.console = console
-        self._bar = None
+        self._bar: Any = None  # a rich Progress, imported when shown
         self._task: Any = None
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self) -> Callable[[str, int, int], None] | None:
         if not self.enabled:
             return None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -223,9 +263,11 @@ def search(
 ) -> None:
     """Search indexed photos by words and meaning."""
     from capdex.search.engine import SearchEngine, SearchUnavailable
-    from capdex.search.request import SearchRequest, SearchRequestError
+    from capdex.search.request import MAX_FOLDER_LENGTH, SearchRequest, SearchRequestError
 
     try:
+        if folder is not None and len(str(folder)) > MAX_FOLDER_LENGTH:
+            raise SearchRequestError(f"folder: longer than {MAX_FOLDER_LENGTH} characters")
         request = SearchRequest.build(
             query, k=k, offset=offset, mode=mode, min_score=min_score, sort=sort,
             taken_after=taken_after, taken_before=taken_before, camera=camera, has_text=has_text,
@@ -233,6 +275,8 @@ def search(
             folder=str(folder.expanduser().resolve()) if folder else None)
     except SearchRequestError as exc:
         _fail(str(exc))
+    except OSError as exc:  # e.g. a folder name too long for the file system
+        _fail(f"folder: {exc.strerror or exc}")
     settings = _settings(data_dir=data_dir)
     db = _indexed_database(settings)
     engine = SearchEngine(settings, db)
@@ -253,7 +297,7 @@ def search(
     typer.echo(f"{request.offset + 1}-{shown} of {results.total} ({results.mode})")
 
 
-def _nothing_found(settings, db, request) -> str:  # type: ignore[no-untyped-def]
+def _nothing_found(settings: Settings, db: Database, request: SearchRequest) -> str:
     """Why a search came back empty: how many photos it looked at, and what to try."""
     from capdex.store import repo
 
@@ -268,10 +312,10 @@ def _nothing_found(settings, db, request) -> str:  # type: ignore[no-untyped-def
     return line + f" (cut-off {cut:g}; `--min-score 0` shows weaker matches)."
 
 
-def _print_hits(hits) -> None:  # type: ignore[no-untyped-def]
+def _print_hits(hits: Sequence[SearchHit]) -> None:
     for hit in hits:
         why = []
-        match = hit.match or {}
+        match: dict[str, Any] = hit.match or {}
         if match.get("keyword"):
             why.append(f"words: {match['keyword']['snippet'] or ', '.join(match['keyword']['terms'])}")
         if match.get("semantic"):
@@ -434,7 +478,7 @@ def caption(
         typer.echo(f"  {line}")
 
 
-def _read_text(image: Path, settings):  # type: ignore[no-untyped-def]
+def _read_text(image: Path, settings: Settings) -> OcrResult:
     """The text `image` shows, read as the indexer's OCR stage reads it (same size, engine and
     confidence cut); a missing OCR engine is a clear error naming what to install."""
     from capdex.captioners.ocr import OcrUnavailable, shared_engine
@@ -519,7 +563,7 @@ def serve(
     _run_server(settings)
 
 
-def _run_server(settings) -> None:  # type: ignore[no-untyped-def]
+def _run_server(settings: Settings) -> None:
     import uvicorn
 
     from capdex.api.app import create_app

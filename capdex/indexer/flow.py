@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from capdex.images import ImageLoadError, decode_image, largest_hint
@@ -176,7 +177,7 @@ class _Worker:
                     self.seconds += time.monotonic() - started
                     self.done += len(chunk)
                     self.flow.progress(self.stage.name, self.done, max(self.done, self.total))
-                    self.flow.write(lambda chunk=chunk: self.flow.commit_late(self.stage, chunk))
+                    self.flow.write(partial(self.flow.commit_late, self.stage, chunk))
                 size = sum(_held(item, self.stage) for item in batch)
                 for item in batch:
                     item.views.pop(self.stage.name, None)  # its memory, as soon as it is done
@@ -191,7 +192,8 @@ class _Worker:
 
 def _held(item: Item, stage: Stage) -> int:
     """Bytes an item holds for a worker stage: its view (and its file's bytes, if kept)."""
-    view, size = item.views.get(stage.name), 0
+    view: Any = item.views.get(stage.name)
+    size = 0
     if hasattr(view, "size") and hasattr(view, "mode"):  # a PIL image
         size = view.size[0] * view.size[1] * len(view.getbands())
     elif hasattr(view, "nbytes"):
@@ -277,7 +279,7 @@ class Flow:
             for item in batch:
                 for stage in inline:
                     item.views.pop(stage.name, None)
-            self.write(lambda batch=batch: self.commit_batch(batch), wait=True)
+            self.write(partial(self.commit_batch, batch), wait=True)
 
     def write(self, task: Callable[[], None], wait: bool = False) -> None:
         """Queue `task` for the writer thread; with `wait`, first let the queue shrink to
@@ -412,7 +414,7 @@ class Flow:
         thumb = self.settings.thumbnail_size
         make_thumb = new and not has_thumbnail(self.settings, item.content_hash)
         extra = [(1, thumb)] if make_thumb else []
-        if largest_hint([s.size for s in item.stages] + extra) is None:
+        if largest_hint([*(s.size for s in item.stages), *extra]) is None:
             return item  # no stage needs pixels: they work from the stored facts
         try:
             got = self._decode_bytes(item, item.stages, extra)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
 from capdex.embedder import Embedder, get_embedder
@@ -148,13 +149,13 @@ class SearchEngine:
         return vector
 
     # -- search ---------------------------------------------------------------------------------
-    def search(self, query: str | SearchRequest, **options: object) -> SearchResults:
+    def search(self, query: str | SearchRequest, **options: Any) -> SearchResults:
         """Photos matching `query`, best first (or newest first with sort="date").
 
         `options` are those of `SearchRequest.build`; a bad one raises `SearchRequestError`.
         """
         request = query if isinstance(query, SearchRequest) else SearchRequest.build(
-            query, **options)  # type: ignore[arg-type]
+            query, **options)
         mode = request.mode or self.settings.search_mode
         threshold = self.settings.min_score if request.min_score is None else request.min_score
         notes: list[str] = []
@@ -193,7 +194,7 @@ class SearchEngine:
         return threshold
 
     def _add_semantic(self, request: SearchRequest, mode: str, threshold: float,
-                      allowed_select, candidates: dict[int, _Candidate]) -> None:  # type: ignore[no-untyped-def]
+                      allowed_select: Select | None, candidates: dict[int, _Candidate]) -> None:
         index = self.index
         if not len(index):
             return
@@ -233,15 +234,15 @@ class SearchEngine:
         if mode == "hybrid" and self.settings.search_fusion == "rrf":
             semantic = {p: c.semantic for p, c in candidates.items()
                         if c.semantic is not None and c.semantic >= threshold}
-            keyword = sorted((c for c in candidates.values()
+            keyword = sorted((c.keyword for c in candidates.values()
                               if c.keyword and c.keyword.score >= threshold),
-                             key=lambda c: (-c.keyword.score, c.keyword.bm25, c.photo_id))  # type: ignore[union-attr]
+                             key=lambda m: (-m.score, m.bm25, m.photo_id))
             fused = reciprocal_rank_fusion(
-                [ranking(semantic), [c.photo_id for c in keyword]],  # type: ignore[arg-type]
+                [ranking(semantic), [m.photo_id for m in keyword]],
                 [self.settings.search_semantic_weight, self.settings.search_keyword_weight],
                 self.settings.search_rrf_k)
-            for photo_id, score in fused.items():
-                candidates[photo_id].score = score
+            for photo_id, fused_score in fused.items():
+                candidates[photo_id].score = fused_score
                 kept.append(candidates[photo_id])
         else:
             for candidate in candidates.values():

@@ -3,7 +3,7 @@ whether it shows text, who is in it)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, func, select
 
 from capdex.paths import under
 from capdex.search.request import SearchRequest
@@ -11,7 +11,7 @@ from capdex.store.models import File, OcrText, Photo
 from capdex.store.people import person_photos
 
 
-def folder_condition(column, folder: str):  # type: ignore[no-untyped-def]
+def folder_condition(column: SQLColumnExpression[str], folder: str) -> ColumnElement[bool]:
     """`column` (a path) is `folder` itself or inside it — "/a/b" does not match "/a/bc" —
     comparing exactly, case included (`capdex.paths.under`, as the indexer does)."""
     return under(column, folder)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     BigInteger,
@@ -19,6 +20,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MACHINE = "machine"
 HUMAN = "human"
@@ -128,8 +132,8 @@ class Vector(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     @classmethod
-    def of(cls, photo_id: int, caption_id: int, embedder: str, values: Sequence[float],
-           ocr_id: int | None = None) -> Vector:
+    def of(cls, photo_id: int, caption_id: int, embedder: str,
+           values: Sequence[float] | np.ndarray, ocr_id: int | None = None) -> Vector:
         """A row for `values` (any float sequence), stored as float32 bytes with its dimension."""
         import numpy as np
 

@@ -20,13 +20,15 @@ whatever the kind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from filelock import FileLock
@@ -46,7 +48,7 @@ __all__ = ["RepairReport", "VectorIndex", "db_source", "index_is_current", "open
 SAVE_LOCK_TIMEOUT = 300.0
 
 
-def _faiss():  # type: ignore[no-untyped-def]
+def _faiss() -> ModuleType:
     import faiss
 
     return faiss
@@ -163,7 +165,7 @@ class VectorIndex:
                            compress_above=self.compress_above, source=self.source, mmap=self.mmap)
 
     # -- construction -------------------------------------------------------------------------
-    def _empty(self):  # type: ignore[no-untyped-def]
+    def _empty(self) -> Any:
         faiss = _faiss()
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
 
@@ -172,7 +174,7 @@ class VectorIndex:
         """"flat" (exact), "ivf" (approximate) or "ivfpq" (compressed, re-scored exactly)."""
         return self._kind
 
-    def _build_ivf(self, ids: np.ndarray, vectors: np.ndarray):  # type: ignore[no-untyped-def]
+    def _build_ivf(self, ids: np.ndarray, vectors: np.ndarray) -> Any:
         faiss = _faiss()
         nlist, nprobe = ivf_shape(len(ids))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist,
@@ -187,7 +189,7 @@ class VectorIndex:
         index.add_with_ids(np.ascontiguousarray(vectors), np.ascontiguousarray(ids))
         return index
 
-    def _build_pq(self, ids: np.ndarray, read: VectorSource):  # type: ignore[no-untyped-def]
+    def _build_pq(self, ids: np.ndarray, read: VectorSource) -> Any:
         """An IVF-PQ index of these ids' vectors, `read` a chunk at a time (never all at once);
         sets the slack `within` needs from the error measured on the training sample."""
         rng = np.random.default_rng(0)
@@ -245,7 +247,7 @@ class VectorIndex:
                 return False
             log.info("vector index: %d vectors, building a %s index", size, wanted)
             if wanted == PQ:
-                if kind == PQ:
+                if kind == PQ and self.source is not None:  # without a source, returned above
                     ids, read = self.ids(), self.source
                 else:
                     ids, vectors = self._contents()
@@ -278,6 +280,11 @@ class VectorIndex:
                 if meta.get("embedder") != self.embedder or meta.get("dim") != self.dim:
                     log.info("vector index was built for another embedder; it will be rebuilt")
                     return False
+                stamp = self._stamp()
+                if not _checksum_matches(self.path, meta):
+                    log.warning("vector index %s is damaged (its checksum differs from the one "
+                                "saved with it); it will be rebuilt from the database", self.path)
+                    return False
                 index = self._read_file()
                 # the file, not the metadata, says which kind it is (a crash may part them)
                 kind = _kind_of(index)
@@ -297,10 +304,11 @@ class VectorIndex:
                             "are approximate")
             self._index, self._kind, self._trained_on = index, kind, trained_on
             self._slack = slack
-            self._loaded_stamp = self._stamp()
+            # the file checked: one replaced since is seen as changed on disk, and read again
+            self._loaded_stamp = stamp
             return True
 
-    def _read_file(self):  # type: ignore[no-untyped-def]
+    def _read_file(self) -> Any:
         faiss = _faiss()
         # already of its concrete type; with IO_FLAG_MMAP an IVF file's lists stay on disk
         return faiss.read_index(str(self.path), faiss.IO_FLAG_MMAP if self.mmap else 0)
@@ -341,7 +349,8 @@ class VectorIndex:
             faiss, index = _faiss(), self._index
             atomic_write_with(self.path, lambda tmp: faiss.write_index(index, tmp))
             meta: dict[str, object] = {"embedder": self.embedder, "dim": self.dim,
-                                       "count": int(self._index.ntotal)}
+                                       "count": int(self._index.ntotal),
+                                       "sha256": file_checksum(self.path)}
             if self._kind != FLAT:
                 meta.update(kind=self._kind, trained_on=self._trained_on)
             if self._kind == PQ:
@@ -428,7 +437,7 @@ class VectorIndex:
         return scores, ids
 
     # -- search -------------------------------------------------------------------------------
-    def _params(self, among: np.ndarray | None, exhaustive: bool = False):  # type: ignore[no-untyped-def]
+    def _params(self, among: np.ndarray | None, exhaustive: bool = False) -> Any:
         """Search parameters restricting results to the ids `among` (None: all).
 
         On the IVF and PQ indexes a small enough `among` (or any, if `exhaustive`) is searched
@@ -556,7 +565,7 @@ class VectorIndex:
             return report
 
 
-def _kind_of(index) -> str:  # type: ignore[no-untyped-def]
+def _kind_of(index: Any) -> str:
     """The kind of a FAISS index read from a file."""
     faiss = _faiss()
     if isinstance(index, faiss.IndexIDMap2):
@@ -594,7 +603,24 @@ def db_source(db: Database, dim: int) -> VectorSource:
     return read
 
 
-def read_meta(path: Path) -> dict[str, object] | None:
+def file_checksum(path: Path) -> str:
+    """SHA-256 of the index file, recorded by every save and checked by every load (issue 20,
+    point 4: a file damaged in place, same size, was never repaired)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 23):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _checksum_matches(path: Path, meta: dict[str, object]) -> bool:
+    """The file holds the bytes its metadata's checksum names (a file saved before checksums
+    were recorded has none to check; its next save records one)."""
+    expected = meta.get("sha256")
+    return expected is None or file_checksum(path) == expected
+
+
+def read_meta(path: Path) -> dict[str, Any] | None:
     """The small JSON written beside an index file (embedder, dim, count), if readable."""
     try:
         return json.loads(path.with_suffix(path.suffix + ".json").read_text())
@@ -611,8 +637,8 @@ def index_is_current(path: Path, db: Database, embedder: str,
     Vector ids are never reused (AUTOINCREMENT, sequences), so a vector added since has a
     higher id and a removal lowers the count: equal (count, max id) mean the same ids. The size
     catches a crash between writing the file and its metadata, and a truncated file. What this
-    cannot see (a file damaged in place, same size) is repaired by the next `open_index`: the
-    next search, or the next run that changes a vector.
+    cannot see (a file damaged in place, same size) is caught by the checksum the next
+    `open_index` verifies, and rebuilt: the next search, or the next run that changes a vector.
     """
     from capdex.store import repo
 
@@ -656,7 +682,8 @@ def open_index(
     report = index.sync_with(db)
     # a file whose metadata lacks what `index_is_current` compares (saved without a database,
     # or by an older capdex) is saved once more, so later runs can skip opening it
-    stamped = "max_id" in (read_meta(path) or {})
+    meta = read_meta(path) or {}
+    stamped = "max_id" in meta and "sha256" in meta
     if report.changed or not loaded or index.fit_to_size() or not stamped:
         index.save(db)
     return index

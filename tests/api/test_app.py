@@ -19,7 +19,7 @@ from capdex.store.db import Database
 
 
 @pytest.fixture
-def server(colour_folder: Path, settings: Settings, embedder, colour_captioner) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def server(colour_folder: Path, settings: Settings, embedder, colour_captioner) -> Iterator[str]:
     """A real uvicorn server on a free loopback port, over an indexed colour folder."""
     Indexer(settings, Database(settings.db_url), embedder=embedder).run([colour_folder])
     yield from _serve(settings)
@@ -173,7 +173,7 @@ def test_caption_of_an_unknown_photo_is_404(server: str) -> None:
 
 
 @pytest.fixture
-def metadata_server(tmp_path: Path, embedder, colour_captioner) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def metadata_server(tmp_path: Path, embedder, colour_captioner) -> Iterator[str]:
     """A server over one photo with full EXIF, under a name that is not valid UTF-8."""
     import os
 
