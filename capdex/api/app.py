@@ -33,6 +33,7 @@ from capdex.indexer.thumbnails import has_thumbnail, thumbnail_path, write_thumb
 from capdex.search.engine import SearchEngine, SearchUnavailable, SimilarNotFound
 from capdex.search.request import (
     MAX_CAMERA_LENGTH,
+    MAX_PERSON_LENGTH,
     MAX_DATE_LENGTH,
     MAX_FOLDER_LENGTH,
     MAX_QUERY_LENGTH,
@@ -130,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_length=MAX_CAMERA_LENGTH, description="Camera make or model contains this.")] = None,
         has_text: Annotated[bool | None, Query(description="Only photos that show text (OCR) "
                                                "(true), or only those that do not (false).")] = None,
-        person: Annotated[str | None, Query(max_length=200, description="Only photos of this "
+        person: Annotated[str | None, Query(max_length=MAX_PERSON_LENGTH, description="Only photos of this "
                                             "person: an id or a name (see /api/people).")] = None,
         place: Annotated[str | None, Query(max_length=200, description="Only photos taken in this "
                                            "city, region or country.")] = None,

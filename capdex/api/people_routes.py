@@ -114,16 +114,17 @@ def face_thumbnail(request: Request, face_id: Id) -> Response:
     found = _call(people.face, request.app.state.db, face_id)
     photo = photo_routes.photo_or_404(request, found["photo_id"])
     key = f"{photo.content_hash}-{face_id}"
-    if not is_cached(settings, FACE_CROPS, key):
-        # read only the bytes indexed, from a regular file under a photo root (issue 20.7)
-        image = photo_routes.decode_indexed(request, photo, photo_routes.PREVIEW_SIZE)
-        _write_crop(settings, image, key, found["box"], face_id)
+    photo_routes.image_maker(request).make(
+        f"face-{key}", lambda: is_cached(settings, FACE_CROPS, key),
+        lambda: write_cached(settings, FACE_CROPS, key, _crop(
+            photo_routes.decode_indexed(request, photo, photo_routes.PREVIEW_SIZE),
+            found["box"], face_id), CROP_SIDE))
     return photo_routes.cached_image(request, cached_path(settings, FACE_CROPS, key),
                                      f"{key[:32]}-{face_id}-f{CROP_SIDE}", "image/webp")
 
 
-def _write_crop(settings: Settings, image: Image.Image, key: str, box: list[float],
-                face_id: int) -> None:
+def _crop(image: Image.Image, box: list[float], face_id: int) -> Image.Image:
+    """The face with a quarter of its size as margin on each side (within the photo)."""
     width, height = image.size
     x, y, w, h = box
     margin = 0.25
@@ -132,4 +133,4 @@ def _write_crop(settings: Settings, image: Image.Image, key: str, box: list[floa
             min(height, int((y + h * (1 + margin)) * height)))
     if crop[2] <= crop[0] or crop[3] <= crop[1]:
         raise HTTPException(404, f"face {face_id} has an empty box")
-    write_cached(settings, FACE_CROPS, key, image.crop(crop), CROP_SIDE)
+    return image.crop(crop)

@@ -126,9 +126,9 @@ class FaceEngine:
                                     dtype=np.float32)
             left, top = max(rect.left(), 0), max(rect.top(), 0)
             right, bottom = min(rect.right(), width), min(rect.bottom(), height)
-            box = (left / width, top / height, (right - left) / width, (bottom - top) / height)
-            found.append(FoundFace(tuple(round(v, 5) for v in box),
-                                   round(float(score), 4), descriptor.tolist()))
+            box = (round(left / width, 5), round(top / height, 5),
+                   round((right - left) / width, 5), round((bottom - top) / height, 5))
+            found.append(FoundFace(box, round(float(score), 4), descriptor.tolist()))
         return sorted(found, key=lambda f: -f.score)
 
 

@@ -422,7 +422,7 @@ class Flow:
         except ImageLoadError as exc:
             item.error = str(exc)
             return item
-        except Exception as exc:  # noqa: BLE001 - one strange file must never stop a run
+        except Exception as exc:  # one strange file must never stop a run
             if is_disk_full(exc):
                 raise  # ...but a full disk stops it, blaming no photo
             item.error = f"could not read image ({type(exc).__name__}: {exc})"

@@ -14,6 +14,7 @@ SORTS: tuple[Sort, ...] = ("relevance", "date")
 MAX_QUERY_LENGTH = 500
 MAX_K = 1000
 MAX_OFFSET = 100_000
+MAX_PERSON_LENGTH = 200
 #: Longest accepted filters (issue 20, point 6: 50,000 characters made SQLite's LIKE fail).
 MAX_FOLDER_LENGTH = 4096
 MAX_CAMERA_LENGTH = 200
@@ -161,12 +162,11 @@ class SearchRequest:
         camera = (camera or "").strip() or None
         if has_text is not None and not isinstance(has_text, bool):
             raise SearchRequestError("has_text: must be true or false")
-        person = " ".join(str(person).split()) if person is not None else None
-        if person is not None and len(person) > 200:
-            raise SearchRequestError("person: longer than 200 characters")
+        who = " ".join(str(person).split()) if person is not None else ""
+        if len(who) > MAX_PERSON_LENGTH:
+            raise SearchRequestError(f"person: longer than {MAX_PERSON_LENGTH} characters")
         place = " ".join((place or "").split()) or None
         if place is not None and len(place) > 200:
             raise SearchRequestError("place: longer than 200 characters")
         return cls(q.strip(), k, offset, mode, min_score, sort or "relevance",
-                   after, before, folder, camera, has_text, person or None, place,
-                   bool(parse))
+                   after, before, folder, camera, has_text, who or None, place, bool(parse))
