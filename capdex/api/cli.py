@@ -391,6 +391,8 @@ def evaluate(
                                             '"rel": [file names]}.')],
     min_score: Annotated[float | None, typer.Option(min=-1.0, max=1.0, metavar="SCORE",
                          help="Cut-off to use (default: the settings').")] = None,
+    parse: Annotated[bool, typer.Option("--parse/--no-parse", help="Read places and dates out "
+                     "of the queries as filters (--no-parse: as before issue 15).")] = True,
     data_dir: DataDir = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -406,7 +408,7 @@ def evaluate(
     settings = _settings(data_dir=data_dir)
     engine = SearchEngine(settings, _indexed_database(settings))
     modes = ("hybrid", "semantic", "keyword") if engine.keyword.available else ("semantic",)
-    reports = run(engine, items, modes, min_score)
+    reports = run(engine, items, modes, min_score, parse)
     if as_json:
         _print_json({"queries": str(queries), "modes": {r.mode: r.as_dict() for r in reports}})
     else:
