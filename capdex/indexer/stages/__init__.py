@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from capdex.indexer.stage import Stage
 from capdex.indexer.stages.caption import CaptionStage
+from capdex.indexer.stages.looks import LooksStage
 from capdex.indexer.stages.ocr import OcrStage
 
 STAGES: tuple[type[Stage], ...] = (
     CaptionStage,
+    LooksStage,
     OcrStage,
 )
 
-__all__ = ["STAGES", "CaptionStage", "OcrStage", "Stage"]
+__all__ = ["STAGES", "CaptionStage", "LooksStage", "OcrStage", "Stage"]
