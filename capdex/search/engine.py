@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
@@ -144,18 +144,18 @@ class SearchEngine:
         """The looks index of `model` (`store.looks`), reloaded when an indexer saved a newer
         one; built from the database when missing, damaged or of another model."""
         with self._lock:
-            current = self._looks
-            if current is None or current.embedder != model or current.dim != dim:
-                self._looks = open_index(
+            index = self._looks
+            if index is None or index.embedder != model or index.dim != dim:
+                index = open_index(
                     self.settings.data_dir / looks.INDEX_FILE, self.db, model, dim,
                     self.settings.exact_search_max,
                     compress_above=self.settings.vector_compress_above, rows=looks.ROWS)
-            elif current.changed_on_disk():
-                fresh = current.like()
-                fresh.load()
-                fresh.sync_with(self.db)
-                self._looks = fresh
-            return self._looks
+            elif index.changed_on_disk():
+                index = index.like()
+                index.load()
+                index.sync_with(self.db)
+            self._looks = index
+            return index
 
     @property
     def keyword(self) -> KeywordIndex:

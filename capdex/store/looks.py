@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from capdex.store.models import Caption, File, PhotoLooks
 from capdex.store.models import MACHINE as MACHINE_SOURCE
+from capdex.store.models import Caption, File, PhotoLooks
 from capdex.store.vectors import VectorRows
 
 if TYPE_CHECKING:
@@ -93,14 +93,6 @@ def photos_of(db: Database, looks_ids: list[int]) -> dict[int, int]:
             out.update(session.execute(select(PhotoLooks.id, PhotoLooks.photo_id).where(
                 PhotoLooks.id.in_(chunk), PhotoLooks.photo_id.in_(has_file))).all())
     return out
-
-
-def delete_looks_of(session: Session, photo_ids: list[int]) -> int:
-    """Forget what these photos look like; returns how many rows went."""
-    if not photo_ids:
-        return 0
-    result = session.execute(delete(PhotoLooks).where(PhotoLooks.photo_id.in_(photo_ids)))
-    return int(result.rowcount or 0)
 
 
 # -- the rows the looks FAISS index caches (`store.vectors.VectorRows`) ----------------------------
