@@ -20,7 +20,7 @@ import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from capdex.captioners.base import Captioner, CaptionerError, ModelNotInstalledError
 from capdex.captioners.imagenet_words import compose_caption
@@ -274,7 +274,7 @@ class TaggerCaptioner(Captioner):
             return [], np.empty((0, LOOKS_DIM), np.float32)
         import torch
 
-        model = self._loaded_model()
+        model: Any = self._loaded_model()  # timm's EfficientNet: features, head, classifier
         batch = preprocess(images)
         with torch.inference_mode():
             pooled = model.forward_head(model.forward_features(batch), pre_logits=True)
