@@ -14,6 +14,17 @@ SORTS: tuple[str, ...] = ("relevance", "date")
 MAX_QUERY_LENGTH = 500
 MAX_K = 1000
 MAX_OFFSET = 100_000
+#: Longest accepted filters (issue 20, point 6: 50,000 characters made SQLite's LIKE fail).
+MAX_FOLDER_LENGTH = 4096
+MAX_CAMERA_LENGTH = 200
+MAX_DATE_LENGTH = 40
+
+
+def shown(value: str, limit: int = 60) -> str:
+    """`value` quoted for an error message: cut to `limit` characters, and anything that cannot
+    be encoded (a lone surrogate) escaped, so a message never fails to print or to send."""
+    cut = value if len(value) <= limit else value[:limit] + "…"
+    return repr(cut.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 class SearchRequestError(ValueError):
@@ -33,8 +44,14 @@ class DateBound:
 
     @property
     def end(self) -> datetime:
-        """The first instant after the bound (a date includes its whole day)."""
-        return self.value + timedelta(days=1) if self.whole_day else self.value
+        """The first instant after the bound (a date includes its whole day); the last instant
+        there is for the last day there is (9999-12-31)."""
+        if not self.whole_day:
+            return self.value
+        try:
+            return self.value + timedelta(days=1)
+        except OverflowError:
+            return datetime.max
 
 
 def parse_date(name: str, value: str | date | datetime | None) -> DateBound | None:
@@ -47,6 +64,9 @@ def parse_date(name: str, value: str | date | datetime | None) -> DateBound | No
     if isinstance(value, date):
         return DateBound(datetime(value.year, value.month, value.day), whole_day=True)
     text = value.strip()
+    if len(text) > MAX_DATE_LENGTH:
+        raise SearchRequestError(f"{name}: longer than {MAX_DATE_LENGTH} characters; give an ISO "
+                                 "date such as 2023-06-01 or 2023-06-01T14:30")
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
@@ -54,7 +74,7 @@ def parse_date(name: str, value: str | date | datetime | None) -> DateBound | No
         return DateBound(datetime.fromisoformat(text).replace(tzinfo=None), whole_day=False)
     except ValueError:
         raise SearchRequestError(
-            f"{name}: {value!r} is not an ISO date such as 2023-06-01 or 2023-06-01T14:30"
+            f"{name}: {shown(text)} is not an ISO date such as 2023-06-01 or 2023-06-01T14:30"
         ) from None
 
 
@@ -106,21 +126,25 @@ class SearchRequest:
         if not 0 <= offset <= MAX_OFFSET:
             raise SearchRequestError(f"offset: must be between 0 and {MAX_OFFSET}")
         if mode is not None and mode not in MODES:
-            raise SearchRequestError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
+            raise SearchRequestError(f"mode: {shown(mode)} is not one of {', '.join(MODES)}")
         if sort is not None and sort not in SORTS:
-            raise SearchRequestError(f"sort: {sort!r} is not one of {', '.join(SORTS)}")
+            raise SearchRequestError(f"sort: {shown(sort)} is not one of {', '.join(SORTS)}")
         if min_score is not None and not -1.0 <= min_score <= 1.0:
             raise SearchRequestError("min_score: must be between -1 and 1")
         after = parse_date("taken_after", taken_after)
         before = parse_date("taken_before", taken_before)
         if after and before and after.start >= before.end:
             raise SearchRequestError("taken_after: is later than taken_before")
+        if folder is not None and len(folder) > MAX_FOLDER_LENGTH:
+            raise SearchRequestError(f"folder: longer than {MAX_FOLDER_LENGTH} characters")
+        if camera is not None and len(camera) > MAX_CAMERA_LENGTH:
+            raise SearchRequestError(f"camera: longer than {MAX_CAMERA_LENGTH} characters")
         if folder is not None:
             folder = folder.strip()
             if not folder:
                 folder = None
             elif not os.path.isabs(folder):
-                raise SearchRequestError(f"folder: {folder!r} is not an absolute path")
+                raise SearchRequestError(f"folder: {shown(folder)} is not an absolute path")
             elif folder != os.sep:
                 folder = folder.rstrip(os.sep)
         camera = (camera or "").strip() or None

@@ -135,6 +135,7 @@ def test_ctrl_c_commits_the_batch_in_hand_and_the_next_run_finishes(colour_folde
         return original(self, images)
 
     monkeypatch.setattr(ColourCaptioner, "caption_batch", interrupted)
+    monkeypatch.setenv("CAPDEX_STOP_GRACE_SECONDS", "0")  # in-process: never os._exit pytest
     code, out, err = capdex("index", str(colour_folder), "--data-dir", str(data_dir),
                             "--captioner", "test-colour", "--json")
     assert code == 130 and "run the same command again" in err
@@ -187,6 +188,29 @@ def test_search_takes_the_api_options(indexed: Path, colour_folder: Path) -> Non
     assert data["total"] == 3 and data["mode"] == "semantic"
     code, out, _ = capdex("search", "green", "--mode", "keyword", "--data-dir", str(indexed))
     assert code == 0 and "green.jpg" in out and "[green]" in out and "1-1 of 1" in out
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    (["--camera", "c" * 60_000], "camera: longer than 200"),
+    (["--folder", "/" + "f" * 60_000], "folder: longer than 4096"),
+    (["--taken-after", "t" * 60_000], "taken_after: longer than 40"),
+    (["--mode", "m" * 60_000], "mode: "),
+])
+def test_overlong_search_options_exit_2_with_a_reason(indexed: Path, args: list[str], reason: str) -> None:
+    """Issue 20, point 6: a 60,000-character --camera ended in a traceback."""
+    code, _, err = capdex("search", "red", *args, "--data-dir", str(indexed))
+    assert code == 2 and reason in err and "Traceback" not in err and len(err) < 1000
+
+
+def test_the_last_day_there_is_is_a_valid_date(indexed: Path) -> None:
+    """Issue 20, point 6: --taken-before 9999-12-31 ended in an OverflowError traceback."""
+    code, out, err = capdex("search", "red", "--taken-before", "9999-12-31", "--json",
+                            "--data-dir", str(indexed))
+    assert code == 0, err
+    assert json.loads(out)["total"] >= 0
+    code, out, err = capdex("search", "red", "--taken-after", "9999-12-31", "--json",
+                            "--data-dir", str(indexed))
+    assert code == 0 and json.loads(out)["total"] == 0, err
 
 
 @pytest.mark.parametrize(("args", "reason"), [
