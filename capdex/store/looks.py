@@ -50,7 +50,6 @@ def set_looks(session: Session, photo_id: int, vector: np.ndarray, model: str) -
         session.delete(row)  # a new id: the FAISS file must not mistake it for the old row
         session.flush()
     session.add(PhotoLooks(photo_id=photo_id, model=model, dim=len(blob) // 2, vector=blob))
-    session.flush()
 
 
 def stale_photos(session: Session, captioner: str, model: str) -> list[int]:
