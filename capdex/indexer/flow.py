@@ -539,6 +539,7 @@ class Flow:
         summary.reembedded += refresh.reembedded
         self._report(batch)
         self.indexer.writer.maybe_save()
+        self.indexer.save_looks(now=False)
 
     def _report(self, batch: list[Item]) -> None:
         """Progress of the photos the model thread passed on ("caption": what the required

@@ -47,7 +47,7 @@ from capdex.indexer.watch import ChangeWatcher, WatchError, scopes_for
 from capdex.indexer.xmp import SidecarText
 from capdex.paths import to_store, under
 from capdex.settings import Settings
-from capdex.store import errors, photos
+from capdex.store import errors, looks, photos
 from capdex.store.db import Database
 from capdex.store.index_writer import IndexWriter, VectorChange
 from capdex.store.models import File, Vector
@@ -185,6 +185,7 @@ class Indexer:
         #: The one owner of the vector index's upkeep for this run.
         self.writer = IndexWriter.for_data_dir(settings, db, self.embedder.name,
                                              lambda: self.embedder.dim)
+        self._looks_writer: IndexWriter | None = None
 
     def stage(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -308,6 +309,7 @@ class Indexer:
             self._flow(flow, flow.stored({photo_id: [caption] for photo_id in set(photo_ids)}))
             self._refresh_vectors(summary)
             self.writer.save()
+            self.save_looks()
             summary.seconds = time.monotonic() - started
             return summary
 
@@ -370,6 +372,7 @@ class Indexer:
             report = sidecars.write_machine_captions(self.db, under(File.path, *stored_scopes))
             summary.sidecars_written, summary.sidecars_failed = report.written, report.failed
         self.writer.save(check=full)
+        self.save_looks()
         summary.interrupted = self.stop.is_set()
         summary.seconds = time.monotonic() - started
         return summary
@@ -479,6 +482,19 @@ class Indexer:
             self.writer.apply(refresh.finish())
 
     # -- vectors ----------------------------------------------------------------------------------
+    def save_looks(self, *, now: bool = True) -> None:
+        """Bring the looks index (similar photos) in line with the looks the stages stored, if
+        they changed: one count/max query when not. Without `now`, every `index_save_seconds`."""
+        stage = self.stage("looks")
+        if stage is None:
+            return
+        if self._looks_writer is None:
+            dim = looks.dim_of(self.db, stage.version)
+            if dim is None:
+                return  # none stored yet
+            self._looks_writer = IndexWriter.for_looks(self.settings, self.db, stage.version, dim)
+        self._looks_writer.catch_up(now=now)
+
     def _refresh_vectors(self, summary: IndexSummary) -> None:
         """Embed every present photo whose vector of our embedder is missing or stale (an
         embedder change, `--reembed`, an orphan's file back, an older capdex's leftovers)."""

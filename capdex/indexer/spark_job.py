@@ -149,6 +149,7 @@ def process_batch(records: list[dict[str, Any]], settings: Settings, stages: lis
     from capdex.indexer.isolate import Failed, isolate
     from capdex.indexer.read import read_photo
     from capdex.indexer.stage import StageInput
+    from capdex.indexer.stages.caption import caption_text
 
     rows: list[dict[str, Any]] = []
     ready: list[tuple[dict[str, Any], Any, Any]] = []  # (row, StageViews, bytes)
@@ -203,7 +204,8 @@ def process_batch(records: list[dict[str, Any]], settings: Settings, stages: lis
                  if row["error"] is None and i in results.get(required.name, {})]
     texts = []
     for i, row in captioned:
-        row.update(caption=str(results[required.name][i]), captioner=required.captioner.name,
+        row.update(caption=caption_text(results[required.name][i]),
+                   captioner=required.captioner.name,
                    captioner_version=required.version)
         others = {s.name: {"version": s.version, "result": results[s.name][i]}
                   for s in stages if not s.required and i in results.get(s.name, {})}

@@ -144,6 +144,27 @@ class Vector(Base):
                    dim=len(array), vector=array.tobytes())
 
 
+class PhotoLooks(Base):
+    """What a photo looks like: a captioner's pooled image features (one row per photo), for
+    "similar photos". Its id is its id in the looks FAISS index (`store.looks`)."""
+
+    __tablename__ = "photo_looks"
+    # AUTOINCREMENT: an id is never reused, so a FAISS id always means one row (migration 0011).
+    __table_args__ = (
+        UniqueConstraint("photo_id", name="uq_photo_looks_photo"),
+        Index("ix_photo_looks_model", "model"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    #: What made them, e.g. "tagger 2": features of another model are not comparable.
+    model: Mapped[str] = mapped_column(String(300))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float16, L2-normalised
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class OcrText(Base):
     """The text a photo shows, as an OCR engine read it ("" when none): one row per photo.
 

@@ -104,6 +104,9 @@ def test_similar_photos(server: str) -> None:
     data = httpx.get(f"{server}/api/photos/{hit['id']}/similar", params={"k": 3}).json()
     assert data["id"] == hit["id"] and data["caption"] == "a plain blue picture"
     assert len(data["results"]) == 3 and hit["id"] not in [r["id"] for r in data["results"]]
+    # the colour captioner gives no image features: caption vectors, each scored
+    assert data["by"] == "caption"
+    assert all(r["match"]["caption"]["score"] == r["score"] for r in data["results"])
     missing = httpx.get(f"{server}/api/photos/999999/similar")
     assert missing.status_code == 404 and "no photo with id" in missing.json()["detail"]
     assert httpx.get(f"{server}/api/photos/{hit['id']}/similar", params={"k": 0}).status_code == 422

@@ -145,9 +145,12 @@ export class Viewer {
         const img = Object.assign(document.createElement("img"), { alt: hit.caption || "", loading: "lazy" });
         lazyImage(img, `/api/photos/${hit.id}/thumbnail`);
         link.append(img);
-        li.append(link);
+        li.append(link, similarScore(hit));
         list.append(li);
       }
+      $("similar-by").textContent = data.by === "looks"
+        ? "By how they look, then by caption; the same picture first."
+        : "By caption only: this photo has no image features (another captioner made its caption).";
       $("similar").hidden = hits.length === 0;
     } catch (error) {
       // A 404 that is not about the photo means the server has no such endpoint: stop asking.
@@ -298,4 +301,21 @@ function metadata(photo) {
   }
   if (photo.paths?.length) rows.push([LABELS.paths, photo.paths]);
   return rows;
+}
+
+// A similar photo's score under its thumbnail: a percentage, "Same picture" for a near-duplicate;
+// the title says what went into it.
+function similarScore(hit) {
+  const looks = hit.match && hit.match.looks;
+  const caption = hit.match && hit.match.caption;
+  const percent = `${Math.round(Math.max(0, hit.score) * 100)}%`;
+  const same = Boolean(looks && looks.near_duplicate);
+  const parts = [];
+  if (looks) parts.push(`looks ${looks.score.toFixed(2)}`);
+  if (caption) parts.push(`caption ${caption.score.toFixed(2)}`);
+  return Object.assign(document.createElement("span"), {
+    className: same ? "similar-score same" : "similar-score",
+    textContent: same ? `Same picture · ${percent}` : `${percent} alike`,
+    title: `Score ${hit.score.toFixed(2)}${parts.length ? ` (${parts.join(", ")})` : ""}`,
+  });
 }
