@@ -63,6 +63,20 @@ class SearchHitOut(BaseModel):
     match: MatchOut | None = Field(default=None, description="Why this photo matched.")
     ocr_snippet: str | None = Field(default=None, description="The line of text the photo shows "
                                     "(OCR) that best matches the query; null when it shows none.")
+    weak: bool = Field(default=False, description="Below the relevance cut-off: shown because "
+                       "no photo cleared it (the closest few).")
+
+
+class UnderstoodOut(BaseModel):
+    text: str = Field(description="The words searched by meaning (\"\": filters only).")
+    place: str | None = Field(default=None, description="A city, region or country read from "
+                              "the query, used as a filter.")
+    taken_after: str | None = Field(default=None, description="First day (ISO date) read from "
+                                    "the query.")
+    taken_before: str | None = Field(default=None, description="Last day (ISO date) read from "
+                                     "the query.")
+    season: str | None = Field(default=None, description="A season read from the query, in the "
+                               "hemisphere each photo was taken in.")
 
 
 class SearchOut(BaseModel):
@@ -70,6 +84,8 @@ class SearchOut(BaseModel):
     total: int = Field(description="Matches above the score cut-off, across all pages.")
     mode: str = Field(default="hybrid", description="The mode used (hybrid, semantic, keyword).")
     notes: list[str] = Field(default_factory=list, description="Anything that limited the search.")
+    understood: UnderstoodOut | None = Field(default=None, description="Places and dates read "
+                                             "out of the query as filters; null with parse=false.")
     results: list[SearchHitOut]
 
 
@@ -89,6 +105,21 @@ class CaptionOut(BaseModel):
     captioner: str | None
     captioner_version: str | None
     created_at: UtcDateTime
+
+
+class FaceOut(BaseModel):
+    id: int
+    box: list[float] = Field(description="left, top, width, height as fractions of the photo.")
+    score: float = Field(description="The detector's score (higher: surer).")
+    person_id: int | None
+    person_name: str | None = None
+    assigned_by: str = Field(description="machine or human (a human's choice never moves).")
+
+
+class PlaceOut(BaseModel):
+    city: str | None
+    region: str | None
+    country: str | None
 
 
 class PhotoOut(BaseModel):
@@ -112,6 +143,9 @@ class PhotoOut(BaseModel):
                                  "order, as OCR read it; \"\" when none; null when not read.")
     ocr_confidence: float | None = Field(default=None, description="Mean OCR confidence (0–1).")
     ocr_engine: str | None = Field(default=None, description="OCR engine name and version.")
+    faces: list[FaceOut] = Field(default_factory=list, description="Faces found (issue 14).")
+    place: PlaceOut | None = Field(default=None, description="Where it was taken, by name (from "
+                                   "its GPS, offline); null when unknown.")
 
 
 class CaptionIn(BaseModel):

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 ARCHITECTURE = "efficientnet_lite0"
 # How the TensorFlow-trained weights expect to be run (see the module docstring).
-MODEL_KWARGS: dict[str, object] = {"bn_eps": 1e-3, "pad_type": "same"}
+MODEL_KWARGS: dict[str, Any] = {"bn_eps": 1e-3, "pad_type": "same"}
 INPUT_SIZE = 224
 # Evaluate on the central 87.5% square, as these weights were evaluated (resize to 256, crop 224).
 CROP_FRACTION = 0.875
@@ -176,7 +176,8 @@ def fold_batch_norms(model: torch.nn.Module) -> int:
             for before, name in itertools.pairwise(names):
                 conv, norm = parent._modules[before], parent._modules[name]
                 if not (isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)
-                        and norm.track_running_stats and conv.out_channels == norm.num_features):
+                        and norm.running_mean is not None and norm.running_var is not None
+                        and conv.out_channels == norm.num_features):
                     continue
                 scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
                 bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)

@@ -33,7 +33,9 @@ import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from capdex.paths import to_fs
@@ -42,6 +44,7 @@ from capdex.indexer.scan import scan
 
 if TYPE_CHECKING:
     import pandas as pd
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ class SparkSummary:
                 f"{self.partitions} partition(s), {self.seconds:.1f}s -> {self.output}")
 
 
-def _pyspark():  # type: ignore[no-untyped-def]
+def _pyspark() -> ModuleType:
     try:
         import pyarrow  # noqa: F401 - mapInPandas moves batches through Arrow
         import pyspark
@@ -173,6 +176,7 @@ def process_batch(records: list[dict[str, Any]], settings: Settings, stages: lis
         except Exception as exc:  # noqa: BLE001 - one strange file must never fail the job
             row["error"] = f"could not read image ({type(exc).__name__}: {exc})"
             continue
+        assert views is not None  # the caption stage always needs pixels
         meta = views.metadata
         row.update(width=meta.width, height=meta.height, taken_at=meta.taken_at,
                    camera_make=meta.camera_make, camera_model=meta.camera_model, lens=meta.lens,
@@ -183,7 +187,7 @@ def process_batch(records: list[dict[str, Any]], settings: Settings, stages: lis
         todo = [(i, row, views, read) for i, (row, views, read) in enumerate(ready)
                 if row["error"] is None and (stage.size is None or stage.name in views.views)]
         inputs = [StageInput(row["path"], None, views.views.get(stage.name), views.metadata,
-                             lambda hint, p=row["path"], r=read: _larger(p, r, hint, settings))
+                             partial(_larger, row["path"], read, settings=settings))
                   for _, row, views, read in todo]
         done = isolate(stage.run, inputs, describe=stage.describe_failure, fatal=stage.fatal)
         for (i, row, _, _), result in zip(todo, done, strict=True):
@@ -302,7 +306,7 @@ def check_master(master: str, timeout: float = 5.0) -> None:
 
 
 def spark_session(master: str | None, settings: Settings | None = None, *,
-                  app_name: str = "capdex-index", conf: Iterable[str] = ()):  # type: ignore[no-untyped-def]
+                  app_name: str = "capdex-index", conf: Iterable[str] = ()) -> SparkSession:
     """A SparkSession for `master` (default: settings.spark_master, else local[*]) that runs
     capdex's code on its executors."""
     _pyspark()

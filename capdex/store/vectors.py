@@ -27,7 +27,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from filelock import FileLock
@@ -47,7 +48,7 @@ __all__ = ["RepairReport", "VectorIndex", "VectorRows", "db_source", "index_is_c
 SAVE_LOCK_TIMEOUT = 300.0
 
 
-def _faiss():  # type: ignore[no-untyped-def]
+def _faiss() -> ModuleType:
     import faiss
 
     return faiss
@@ -183,7 +184,7 @@ class VectorIndex:
                            rows=self.rows)
 
     # -- construction -------------------------------------------------------------------------
-    def _empty(self):  # type: ignore[no-untyped-def]
+    def _empty(self) -> Any:
         faiss = _faiss()
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
 
@@ -192,7 +193,7 @@ class VectorIndex:
         """"flat" (exact), "ivf" (approximate) or "ivfpq" (compressed, re-scored exactly)."""
         return self._kind
 
-    def _build_ivf(self, ids: np.ndarray, vectors: np.ndarray):  # type: ignore[no-untyped-def]
+    def _build_ivf(self, ids: np.ndarray, vectors: np.ndarray) -> Any:
         faiss = _faiss()
         nlist, nprobe = ivf_shape(len(ids))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist,
@@ -207,7 +208,7 @@ class VectorIndex:
         index.add_with_ids(np.ascontiguousarray(vectors), np.ascontiguousarray(ids))
         return index
 
-    def _build_pq(self, ids: np.ndarray, read: VectorSource):  # type: ignore[no-untyped-def]
+    def _build_pq(self, ids: np.ndarray, read: VectorSource) -> Any:
         """An IVF-PQ index of these ids' vectors, `read` a chunk at a time (never all at once);
         sets the slack `within` needs from the error measured on the training sample."""
         rng = np.random.default_rng(0)
@@ -265,7 +266,7 @@ class VectorIndex:
                 return False
             log.info("vector index: %d vectors, building a %s index", size, wanted)
             if wanted == PQ:
-                if kind == PQ:
+                if kind == PQ and self.source is not None:  # without a source, returned above
                     ids, read = self.ids(), self.source
                 else:
                     ids, vectors = self._contents()
@@ -326,7 +327,7 @@ class VectorIndex:
             self._loaded_stamp = stamp
             return True
 
-    def _read_file(self):  # type: ignore[no-untyped-def]
+    def _read_file(self) -> Any:
         faiss = _faiss()
         # already of its concrete type; with IO_FLAG_MMAP an IVF file's lists stay on disk
         return faiss.read_index(str(self.path), faiss.IO_FLAG_MMAP if self.mmap else 0)
@@ -455,7 +456,7 @@ class VectorIndex:
         return scores, ids
 
     # -- search -------------------------------------------------------------------------------
-    def _params(self, among: np.ndarray | None, exhaustive: bool = False):  # type: ignore[no-untyped-def]
+    def _params(self, among: np.ndarray | None, exhaustive: bool = False) -> Any:
         """Search parameters restricting results to the ids `among` (None: all).
 
         On the IVF and PQ indexes a small enough `among` (or any, if `exhaustive`) is searched
@@ -581,7 +582,7 @@ class VectorIndex:
             return report
 
 
-def _kind_of(index) -> str:  # type: ignore[no-untyped-def]
+def _kind_of(index: Any) -> str:
     """The kind of a FAISS index read from a file."""
     faiss = _faiss()
     if isinstance(index, faiss.IndexIDMap2):
@@ -636,7 +637,7 @@ def _checksum_matches(path: Path, meta: dict[str, object]) -> bool:
     return expected is None or file_checksum(path) == expected
 
 
-def read_meta(path: Path) -> dict[str, object] | None:
+def read_meta(path: Path) -> dict[str, Any] | None:
     """The small JSON written beside an index file (embedder, dim, count), if readable."""
     try:
         return json.loads(path.with_suffix(path.suffix + ".json").read_text())
