@@ -22,6 +22,7 @@ from capdex.store import looks
 from capdex.store.db import Database
 from capdex.store.models import Caption, File, PhotoLooks
 from tests.api.test_app import _serve
+from tests.consistency import assert_looks_consistent
 
 pytestmark = pytest.mark.slow
 
@@ -137,6 +138,7 @@ def test_the_network_runs_once_per_photo_and_stored_photos_catch_up(
     calls = count_passes(monkeypatch)
     Indexer(settings, db, embedder=embedder).run([photos])
     assert sum(calls) == 5  # 5 photos, one pass each: the caption stage stored their looks
+    assert_looks_consistent(db, settings.data_dir)
     with db.read() as session:
         captions_before = session.execute(select(Caption.id, Caption.text)).all()
     with db.session() as session:  # as a library indexed before looks were kept
@@ -151,6 +153,7 @@ def test_the_network_runs_once_per_photo_and_stored_photos_catch_up(
     with db.read() as session:
         assert session.execute(select(Caption.id, Caption.text)).all() == captions_before
         assert session.scalar(select(func.count(PhotoLooks.id))) == 5
+    assert_looks_consistent(db, settings.data_dir)
     found = engine.similar(ids["copy.jpg"], k=2)
     assert found.by == "looks" and found.results[0].id == ids["astronaut-eileen-collins.png"]
 
