@@ -167,7 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             db, embedder, pid, ocr_words=settings.ocr_embed_words))
 
     @app.get("/api/photos/{photo_id}/thumbnail", response_class=FileResponse, tags=["photos"])
-    def thumbnail(request: Request, photo_id: int) -> FileResponse:
+    def thumbnail(request: Request, photo_id: int) -> Response:
         item = load_photo(request, photo_id)
         content_hash = item.content_hash
         photo_routes.image_maker(request).make(
