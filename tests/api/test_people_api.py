@@ -27,7 +27,7 @@ def _faces_installed() -> None:
 
 
 @pytest.fixture
-def indexed(tmp_path: Path, db_settings: Settings, embedder, colour_captioner) -> Settings:  # type: ignore[no-untyped-def]
+def indexed(tmp_path: Path, db_settings: Settings, embedder, colour_captioner) -> Settings:
     library = copy_all(tmp_path / "photos")
     summary = Indexer(db_settings, Database(db_settings.db_url), embedder=embedder, ocr=False,
                       faces=True).run([library])
