@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
     from capdex.settings import Settings
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -41,6 +43,7 @@ def resolve_location(model: str) -> str:
             module = __import__(package)
         except ImportError:
             return model if "/" in model else f"sentence-transformers/{model}"
+        assert module.__file__ is not None  # a package installed from a wheel
         return str(Path(module.__file__).parent / "model")
     return str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
 
@@ -52,14 +55,14 @@ class Embedder:
         self.model_name = model
         self.name = canonical_name(model)
         self.batch_size = batch_size
-        self._model = None
+        self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
         """Load the model now (e.g. in a background thread) instead of on the first embed."""
         self._load()
 
-    def _load(self):  # type: ignore[no-untyped-def]
+    def _load(self) -> SentenceTransformer:
         with self._lock:
             if self._model is None:
                 try:
@@ -86,7 +89,10 @@ class Embedder:
     def dim(self) -> int:
         model = self._load()
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(getter())
+        dim = getter()
+        if dim is None:  # no pooling layer that says it
+            raise EmbedderError(f"embedding model {self.model_name!r} does not say its vector size")
+        return int(dim)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One normalised row per text."""

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IMAGE_EXTENSIONS = frozenset(
@@ -61,7 +61,19 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         default=120_000_000, ge=1, description="Larger images are refused (decompression bombs)."
     )
+    follow_symlinks_out: bool = Field(
+        default=False, description="Follow symbolic links that lead out of the folders being "
+        "indexed (off: such links are listed by `capdex errors`, not followed).",
+    )
+    stop_grace_seconds: float = Field(
+        default=10.0, ge=0.0, le=3600.0, description="After Ctrl-C or SIGTERM an index run "
+        "that has not ended within this many seconds exits at once (as safe as kill -9); 0 waits.",
+    )
     thumbnail_size: int = Field(default=384, ge=32, le=2048)
+    preview_decodes: int | None = Field(
+        default=None, ge=1, le=64, description="Full decodes the server runs at once (previews, "
+        "thumbnails); default: what a quarter of the memory holds at CAPDEX_MAX_IMAGE_PIXELS.",
+    )
     decode_threads: int = Field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)), ge=1)
 
     # Trustworthy indexing: how often a long run saves the vector index (so searches and a
@@ -227,6 +239,10 @@ class Settings(BaseSettings):
     ocr_embed_words: int = Field(default=40, ge=0, le=500)
     ocr_max_side: int = Field(default=2000, ge=256, le=8192)
 
+    # --- People (issue 14: faces) ----------------------------------------------------------------
+    # Off by default (`--faces` or CAPDEX_FACES=true): needs `pip install 'capdex[faces]'`.
+    faces: bool = False
+
     # --- Where and when (issue 15) ---------------------------------------------------------------
     # The place stage names where photos with EXIF GPS were taken (offline, GeoNames data) and
     # adds time words (year, month, season, part of day); `--no-place` turns it off for a run.
@@ -312,7 +328,7 @@ class Settings(BaseSettings):
 
     @field_validator("photo_roots", "cors_origins", mode="before")
     @classmethod
-    def _split_list(cls, value: object, info) -> object:  # type: ignore[no-untyped-def]
+    def _split_list(cls, value: object, info: ValidationInfo) -> object:
         if not isinstance(value, str):
             return value
         value = value.strip()

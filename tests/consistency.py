@@ -15,7 +15,7 @@ from capdex.settings import IMAGE_EXTENSIONS
 from capdex.store import repo
 from capdex.store.db import Database
 from capdex.store.models import Caption, File, IndexingError, Photo, Vector
-from capdex.store.vectors import read_meta
+from capdex.store.vectors import file_checksum, read_meta
 
 
 def photos_on_disk(root: Path) -> dict[str, str]:
@@ -62,7 +62,7 @@ def assert_consistent(data_dir: Path, root: Path, embedder: str) -> dict[str, in
     assert set(per_photo) == present, "orphan vectors, or present photos without a vector"
     assert all(n == 1 for n in per_photo.values())
     for _, photo_id, caption_id in vectors:
-        assert repo.effective_caption(by_photo[photo_id]).id == caption_id  # type: ignore[union-attr]
+        assert repo.effective_caption(by_photo[photo_id]).id == caption_id
 
     index_path = data_dir / "vectors.faiss"
     index = faiss.read_index(str(index_path))
@@ -70,9 +70,10 @@ def assert_consistent(data_dir: Path, root: Path, embedder: str) -> dict[str, in
     assert on_disk == sorted(v for v, _, _ in vectors), "the FAISS file differs from the database"
     assert read_meta(index_path) == {"embedder": embedder, "dim": index.d, "count": len(on_disk),
                                      "max_id": max(on_disk, default=None),
-                                     "size": index_path.stat().st_size}
+                                     "size": index_path.stat().st_size,
+                                     "sha256": file_checksum(index_path)}
 
-    leftovers = [p for p in list(data_dir.rglob("*.tmp")) + list(root.rglob("*.tmp"))]
+    leftovers = list(data_dir.rglob("*.tmp")) + list(root.rglob("*.tmp"))
     assert not leftovers, leftovers
     db.close()
     return {"files": len(files), "photos": len(present), "vectors": len(vectors)}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from capdex.api.schemas import CaptionOut, PhotoOut, PlaceOut
+from capdex.api.schemas import CaptionOut, FaceOut, PhotoOut, PlaceOut
 from capdex.store import repo
+from capdex.store.people import face_dict
 from capdex.store.db import Database
 from capdex.store.models import Photo
 
@@ -27,6 +28,8 @@ def photo_out(photo: Photo) -> PhotoOut:
         ocr_text=photo.ocr.text if photo.ocr else None,
         ocr_confidence=photo.ocr.confidence if photo.ocr else None,
         ocr_engine=f"{photo.ocr.engine} {photo.ocr.engine_version}" if photo.ocr else None,
+        faces=[FaceOut.model_validate(face_dict(f, f.person.name if f.person else None))
+               for f in photo.faces],
         place=_place(photo),
     )
 

@@ -31,9 +31,24 @@ class KeywordMatchOut(BaseModel):
                               "ocr (the text the photo shows).")
 
 
+class LooksMatch(BaseModel):
+    score: float = Field(description="How alike the two photos look: cosine of their image "
+                         "features, about 1 for the same picture, under 0.5 for other scenes.")
+    near_duplicate: bool = Field(description="The same picture (re-encoded, resized, lightly "
+                                 "edited): listed first.")
+
+
+class CaptionMatch(BaseModel):
+    score: float = Field(description="Cosine of the two photos' caption vectors.")
+
+
 class MatchOut(BaseModel):
     semantic: SemanticMatch | None = None
     keyword: KeywordMatchOut | None = None
+    looks: LooksMatch | None = Field(default=None, description="Similar photos: how alike they "
+                                     "look.")
+    caption: CaptionMatch | None = Field(default=None, description="Similar photos: how alike "
+                                         "their captions are.")
 
 
 class SearchHitOut(BaseModel):
@@ -76,8 +91,12 @@ class SearchOut(BaseModel):
 
 class SimilarOut(BaseModel):
     id: int
-    caption: str | None = Field(description="The caption whose meaning was matched.")
-    results: list[SearchHitOut]
+    caption: str | None = Field(description="The photo's caption.")
+    by: str = Field(default="caption", description='"looks": by what the photos look like '
+                    "(image features), near-duplicates first, captions second; \"caption\": by "
+                    "caption vectors only (the photo has no image features: another captioner "
+                    "made its caption).")
+    results: list[SearchHitOut] = Field(description="Best first.")
 
 
 class CaptionOut(BaseModel):
@@ -86,6 +105,15 @@ class CaptionOut(BaseModel):
     captioner: str | None
     captioner_version: str | None
     created_at: UtcDateTime
+
+
+class FaceOut(BaseModel):
+    id: int
+    box: list[float] = Field(description="left, top, width, height as fractions of the photo.")
+    score: float = Field(description="The detector's score (higher: surer).")
+    person_id: int | None
+    person_name: str | None = None
+    assigned_by: str = Field(description="machine or human (a human's choice never moves).")
 
 
 class PlaceOut(BaseModel):
@@ -115,6 +143,7 @@ class PhotoOut(BaseModel):
                                  "order, as OCR read it; \"\" when none; null when not read.")
     ocr_confidence: float | None = Field(default=None, description="Mean OCR confidence (0–1).")
     ocr_engine: str | None = Field(default=None, description="OCR engine name and version.")
+    faces: list[FaceOut] = Field(default_factory=list, description="Faces found (issue 14).")
     place: PlaceOut | None = Field(default=None, description="Where it was taken, by name (from "
                                    "its GPS, offline); null when unknown.")
 

@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
 from capdex.embedder import Embedder, get_embedder
@@ -30,11 +31,14 @@ from capdex.search.fusion import ranking, reciprocal_rank_fusion, score_fusion
 from capdex.search.ocr_text import snippet
 from capdex.search.request import DateBound, SearchRequest
 from capdex.search.understand import PlaceNames, Understanding, understand
-from capdex.store import places, repo
+from capdex.store import looks, places, repo
 from capdex.store.db import Database
 from capdex.store.keyword import KeywordIndex, KeywordMatch, keyword_index
 from capdex.store.models import Photo, Vector
 from capdex.store.vectors import VectorIndex, open_index
+
+if TYPE_CHECKING:
+    from capdex.search.similar import Neighbour
 
 _CHUNK = 5000  # ids per SQL IN list
 #: At most this many photos are shown as weak matches when none clears the cut-off.
@@ -93,9 +97,11 @@ class SimilarResults:
     id: int
     caption: str | None
     results: list[SearchHit] = field(default_factory=list)
+    #: "looks" (image features, caption vectors second) or "caption" (caption vectors only).
+    by: str = "caption"
 
     def as_dict(self) -> dict[str, object]:
-        return {"id": self.id, "caption": self.caption,
+        return {"id": self.id, "caption": self.caption, "by": self.by,
                 "results": [hit.as_dict() for hit in self.results]}
 
 
@@ -127,6 +133,7 @@ class SearchEngine:
         self.query_cache = QueryCache(settings.query_cache_size)
         self.background = Background(self.embedder)
         self._index: VectorIndex | None = None
+        self._looks: VectorIndex | None = None
         self._keyword: KeywordIndex | None = None
         self._lock = threading.Lock()
 
@@ -148,6 +155,23 @@ class SearchEngine:
                 self._index = fresh
             return self._index
 
+    def looks_index(self, model: str, dim: int) -> VectorIndex:
+        """The looks index of `model` (`store.looks`), reloaded when an indexer saved a newer
+        one; built from the database when missing, damaged or of another model."""
+        with self._lock:
+            index = self._looks
+            if index is None or index.embedder != model or index.dim != dim:
+                index = open_index(
+                    self.settings.data_dir / looks.INDEX_FILE, self.db, model, dim,
+                    self.settings.exact_search_max,
+                    compress_above=self.settings.vector_compress_above, rows=looks.ROWS)
+            elif index.changed_on_disk():
+                index = index.like()
+                index.load()
+                index.sync_with(self.db)
+            self._looks = index
+            return index
+
     @property
     def keyword(self) -> KeywordIndex:
         if self._keyword is None:
@@ -163,7 +187,7 @@ class SearchEngine:
         return vector
 
     # -- search ---------------------------------------------------------------------------------
-    def search(self, query: str | SearchRequest, **options: object) -> SearchResults:
+    def search(self, query: str | SearchRequest, **options: Any) -> SearchResults:
         """Photos matching `query`, best first (or newest first with sort="date").
 
         `options` are those of `SearchRequest.build`; a bad one raises `SearchRequestError`.
@@ -173,7 +197,7 @@ class SearchEngine:
         again, with a note.
         """
         request = query if isinstance(query, SearchRequest) else SearchRequest.build(
-            query, **options)  # type: ignore[arg-type]
+            query, **options)
         if not request.parse:
             return self._search(request)
         names, today = self.place_names(), self.today()
@@ -304,7 +328,7 @@ class SearchEngine:
         return threshold
 
     def _add_semantic(self, request: SearchRequest, mode: str, threshold: float,
-                      allowed_select, candidates: dict[int, _Candidate]) -> None:  # type: ignore[no-untyped-def]
+                      allowed_select: Select | None, candidates: dict[int, _Candidate]) -> None:
         index = self.index
         if not len(index):
             return
@@ -344,15 +368,15 @@ class SearchEngine:
         if mode == "hybrid" and self.settings.search_fusion == "rrf":
             semantic = {p: c.semantic for p, c in candidates.items()
                         if c.semantic is not None and c.semantic >= threshold}
-            keyword = sorted((c for c in candidates.values()
+            keyword = sorted((c.keyword for c in candidates.values()
                               if c.keyword and c.keyword.score >= threshold),
-                             key=lambda c: (-c.keyword.score, c.keyword.bm25, c.photo_id))  # type: ignore[union-attr]
+                             key=lambda m: (-m.score, m.bm25, m.photo_id))
             fused = reciprocal_rank_fusion(
-                [ranking(semantic), [c.photo_id for c in keyword]],  # type: ignore[arg-type]
+                [ranking(semantic), [m.photo_id for m in keyword]],
                 [self.settings.search_semantic_weight, self.settings.search_keyword_weight],
                 self.settings.search_rrf_k)
-            for photo_id, score in fused.items():
-                candidates[photo_id].score = score
+            for photo_id, fused_score in fused.items():
+                candidates[photo_id].score = fused_score
                 kept.append(candidates[photo_id])
         else:
             for candidate in candidates.values():
@@ -385,33 +409,18 @@ class SearchEngine:
 
     # -- similar photos ---------------------------------------------------------------------------
     def similar(self, photo_id: int, k: int = 10) -> SimilarResults:
-        """The photos whose captions mean most nearly what this photo's caption means."""
-        index = self.index
-        with self.db.read() as session:
-            photo = session.get(Photo, photo_id, options=[selectinload(Photo.captions)])
-            if photo is None:
-                raise SimilarNotFound(f"no photo with id {photo_id}")
-            caption = repo.effective_caption(photo.captions)
-            stored = session.execute(select(Vector.vector).where(
-                Vector.photo_id == photo_id, Vector.embedder == index.embedder)).scalar()
-        if stored is None:
-            raise SimilarNotFound(f"photo {photo_id} has no caption vector yet; run `capdex index`")
-        vector = np.frombuffer(stored, dtype=np.float32)
-        found: list[tuple[int, float]] = []
-        fetch = k + 1
-        while True:
-            scores, ids = index.search(vector, fetch)
-            photo_of = self._photos_of_vectors([i for i in ids[0].tolist() if i >= 0])
-            found = [(photo_of[i], float(s)) for i, s in zip(ids[0].tolist(), scores[0].tolist(),
-                                                               strict=True)
-                     if i in photo_of and photo_of[i] != photo_id]
-            if len(found) >= k or fetch >= len(index):
-                break
-            fetch *= 2
-        # between two captions the plain cosine is the score: there is no query to calibrate
-        page = [_Candidate(pid, semantic=score, cosine=score, score=score)
-                for pid, score in found[:k]]
-        return SimilarResults(photo_id, caption.text if caption else None, self._hits(page))
+        """The photos that look most like this one, near-duplicates first, with what their
+        captions say as a second signal (`capdex.search.similar`)."""
+        from capdex.search.similar import find_similar
+
+        return find_similar(self, photo_id, k)
+
+    def similar_hits(self, found: list[Neighbour]) -> list[SearchHit]:
+        """Similar photos joined with their metadata; `match` says how alike they look and
+        what their captions say."""
+        page = [_Candidate(n.photo_id, score=n.score) for n in found]
+        matches = {n.photo_id: n.match() for n in found}
+        return [replace(hit, match=matches.get(hit.id)) for hit in self._hits(page)]
 
     # -- joins ----------------------------------------------------------------------------------
     def _photos_of_vectors(self, vector_ids: list[int]) -> dict[int, int]:

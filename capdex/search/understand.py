@@ -49,7 +49,7 @@ class PlaceNames:
             key = " ".join(_words(name))
             if key and not key.isdigit():
                 self.names.setdefault(key, name)
-        stored = {key for key in self.names}
+        stored = set(self.names)
         for alias, name in ALIASES.items():
             if name.lower() in stored:
                 self.names.setdefault(alias, name)

@@ -19,7 +19,7 @@ from capdex.store.db import Database
 
 
 @pytest.fixture
-def server(colour_folder: Path, settings: Settings, embedder, colour_captioner) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def server(colour_folder: Path, settings: Settings, embedder, colour_captioner) -> Iterator[str]:
     """A real uvicorn server on a free loopback port, over an indexed colour folder."""
     Indexer(settings, Database(settings.db_url), embedder=embedder).run([colour_folder])
     yield from _serve(settings)
@@ -104,6 +104,9 @@ def test_similar_photos(server: str) -> None:
     data = httpx.get(f"{server}/api/photos/{hit['id']}/similar", params={"k": 3}).json()
     assert data["id"] == hit["id"] and data["caption"] == "a plain blue picture"
     assert len(data["results"]) == 3 and hit["id"] not in [r["id"] for r in data["results"]]
+    # the colour captioner gives no image features: caption vectors, each scored
+    assert data["by"] == "caption"
+    assert all(r["match"]["caption"]["score"] == r["score"] for r in data["results"])
     missing = httpx.get(f"{server}/api/photos/999999/similar")
     assert missing.status_code == 404 and "no photo with id" in missing.json()["detail"]
     assert httpx.get(f"{server}/api/photos/{hit['id']}/similar", params={"k": 0}).status_code == 422
@@ -176,7 +179,7 @@ def test_caption_of_an_unknown_photo_is_404(server: str) -> None:
 
 
 @pytest.fixture
-def metadata_server(tmp_path: Path, embedder, colour_captioner) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def metadata_server(tmp_path: Path, embedder, colour_captioner) -> Iterator[str]:
     """A server over one photo with full EXIF, under a name that is not valid UTF-8."""
     import os
 

@@ -16,8 +16,6 @@ from typer.testing import CliRunner
 from capdex.api.cli import app
 from capdex.embedder import Embedder
 from capdex.samples import SAMPLES, write_samples
-
-N = len(SAMPLES)  # sample photos written, all readable
 from capdex.settings import Settings
 from capdex.indexer.human import set_human_caption
 from capdex.indexer.importer import ParquetImportError, import_parquet
@@ -27,6 +25,7 @@ from capdex.store import repo
 from capdex.store.db import Database
 from capdex.store.models import Caption, Photo, Vector
 
+N = len(SAMPLES)  # sample photos written, all readable
 pytestmark = pytest.mark.slow
 
 
@@ -197,7 +196,7 @@ def test_a_file_an_executor_cannot_find_is_an_error_row_naming_shared_storage(
 
     settings = Settings(data_dir=tmp_path / "data")
     rows = process_batch([{"path": str(tmp_path / "gone.jpg"), "size": 10, "mtime_ns": 1}],
-                         settings, [CaptionStage(settings, NeverCalled())], embedder)  # type: ignore[arg-type]
+                         settings, [CaptionStage(settings, NeverCalled())], embedder)
     assert rows[0]["caption"] is None
     assert "not found on Spark executor host" in rows[0]["error"]
     assert "storage every executor reads" in rows[0]["error"]

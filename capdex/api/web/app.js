@@ -4,12 +4,13 @@
 import { ApiError, capabilities, onKeyNeeded, request } from "./api.js";
 import { AskPanel, PhotoQuestion } from "./ask.js";
 import { card, enableGridKeys } from "./grid.js";
+import { PeoplePanel } from "./people.js";
 import { StatusPanel } from "./status.js";
 import { Viewer } from "./viewer.js";
 
 const PAGE = 40;
 const DEBOUNCE_MS = 250;
-const FILTERS = ["taken_after", "taken_before", "folder", "camera", "place", "has_text", "mode", "sort"];
+const FILTERS = ["taken_after", "taken_before", "folder", "camera", "place", "has_text", "person", "mode", "sort"];
 // Values to offer when the API document names a parameter but lists no allowed values.
 const KNOWN_VALUES = {
   mode: ["hybrid", "semantic", "keyword"], sort: ["relevance", "date"], has_text: ["true", "false"],
@@ -279,6 +280,7 @@ async function main() {
   const panel = state.panel = new StatusPanel({ caps: state.caps, captioners, onJobFinished: () => refreshKeepingPlace(),
     onReconnected: () => { if (!$("error").hidden) search(); } });
   new AskPanel({ caps: state.caps });
+  new PeoplePanel({ caps: state.caps, openPhoto: (id) => viewer.open(id), onChanged: () => refreshKeepingPlace() });
   new PhotoQuestion({ caps: state.caps, captioners });
 
   const input = $("q");
