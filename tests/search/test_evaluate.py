@@ -107,7 +107,7 @@ def test_queries_for_things_in_no_photo_find_nothing_on_real_photos(make_engine)
     assert reports["hybrid"].no_answer_results <= 0.1
     assert reports["hybrid"].recall_at_1 >= 0.4 and reports["hybrid"].mrr >= 0.5
     for words in ("zebra crossing", "pizza", "sushi", "traffic jam", "giraffe", "space"):
-        found = [Path(hit.path).name for hit in engine.search(words).results]
+        found = [Path(hit.path).name for hit in engine.search(words).results if not hit.weak]
         assert not set(found) - {"astronaut-eileen-collins.png", "falcon9-rocket-launch.jpg",
                                  "hubble-deep-field.jpg"}, (words, found)
     # what was lost is still there below the cut-off, for people who lower it
