@@ -56,6 +56,16 @@ class Settings(BaseSettings):
         description="sentence-transformers model name, hub id or local folder.",
     )
     embed_batch_size: int = Field(default=64, ge=1, le=4096)
+    embedder_backend: Literal["auto", "onnx", "torch"] = Field(
+        default="auto",
+        description="auto: ONNX Runtime for a local transformer + mean-pooling model (the "
+        "default MiniLM; no torch import, fast start), else sentence-transformers on torch.",
+    )
+    embedder_onnx_dir: Path | None = Field(
+        default=None,
+        description="Where the embedder's one-time ONNX export is kept; default "
+        "<data dir>/models/embedders.",
+    )
 
     # Indexing
     max_image_pixels: int = Field(
@@ -340,3 +350,8 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def embedder_cache_dir(self) -> Path:
+        """Where the embedder's ONNX export lives (see capdex/embedder.py)."""
+        return self.embedder_onnx_dir or self.models_dir / "embedders"
