@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from capdex.atomic import atomic_write_with
+
 if TYPE_CHECKING:
     from capdex.settings import Settings
 
@@ -135,6 +137,33 @@ class Embedder:
         if not texts:
             return np.zeros((0, runtime.dim), dtype=np.float32)
         return np.ascontiguousarray(runtime.embed(list(texts)), dtype=np.float32)
+
+    def embed_kept(self, texts: Sequence[str]) -> np.ndarray:
+        """`embed` for a fixed list (search's background captions), kept on disk next to the
+        ONNX export so that a search process embeds only its query."""
+        runtime = self._load()
+        folder = runtime.folder if isinstance(runtime, _OnnxRuntime) else None
+        if folder is None:
+            return self.embed(texts)
+        digest = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
+        path = folder / f"kept-{digest}.npy"
+        try:
+            kept = np.load(path)
+            if kept.shape == (len(texts), runtime.dim) and kept.dtype == np.float32:
+                return kept
+        except (OSError, ValueError):
+            pass
+        vectors = self.embed(texts)
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as out:
+                np.save(out, vectors)
+
+        try:
+            atomic_write_with(path, save, durable=False)
+        except OSError as exc:  # a read-only cache: embed them each time
+            log.debug("cannot keep %s: %s", path, exc)
+        return vectors
 
 
 class _TorchRuntime:
@@ -273,6 +302,7 @@ class _OnnxRuntime:
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        self.folder = onnx_file.parent
         self.session = onnxruntime.InferenceSession(str(onnx_file), options,
                                                     providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]

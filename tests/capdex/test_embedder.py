@@ -91,3 +91,17 @@ def test_only_what_the_graph_reproduces_runs_on_onnx(tmp_path: Path) -> None:
     assert "not a local" in (onnx_unsupported("sentence-transformers/all-mpnet-base-v2") or "")
     with pytest.raises(EmbedderError, match="CAPDEX_EMBEDDER_BACKEND=torch"):
         Embedder(str(dense), backend="onnx", cache_dir=tmp_path / "cache").warm_up()
+
+
+def test_a_fixed_list_is_embedded_once_and_kept(tmp_path: Path, embedder: Embedder) -> None:
+    texts = ["a typical caption", "another typical caption"]
+    assert embedder.cache_dir is not None
+    before = set(embedder.cache_dir.glob("*/kept-*.npy"))
+    first = embedder.embed_kept(texts)
+    kept = list(set(embedder.cache_dir.glob("*/kept-*.npy")) - before)
+    assert len(kept) == 1
+    np.testing.assert_array_equal(np.load(kept[0]), first)
+    np.testing.assert_allclose(first, embedder.embed(texts), atol=1e-6)
+    np.save(kept[0], first[::-1])  # what is on disk is what a later process gets
+    np.testing.assert_array_equal(embedder.embed_kept(texts), first[::-1])
+    kept[0].unlink()
