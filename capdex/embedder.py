@@ -243,7 +243,7 @@ def exported_model(location: Path, cache_dir: Path) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if not (target / _ONNX_FILE).is_file():
-            log.warning("exporting embedder %s to ONNX once (a few seconds)", location)
+            log.info("exporting embedder %s to ONNX once (a few seconds)", location)
             staging = cache_dir / f".{target.name}.{os.getpid()}.tmp"
             shutil.rmtree(staging, ignore_errors=True)
             try:
