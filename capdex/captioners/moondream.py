@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from capdex.captioners import catalog, chat_cleanup, vision_llm
-from capdex.captioners.base import Captioner, CaptionerError
+from capdex.captioners.base import Captioner, CaptionerError, ModelSpec
 from capdex.captioners.lifecycle import ModelHandle, require
 
 if TYPE_CHECKING:
@@ -27,6 +27,16 @@ IMAGE_MAX_SIDE = 756
 
 class MoondreamCaptioner(Captioner):
     name: ClassVar[str] = "moondream2"
+    spec: ClassVar[ModelSpec] = ModelSpec(
+        "llama.cpp",
+        "Moondream 2 vision LLM (GGUF text model + vision projector) via llama-cpp-python.",
+        extra="moondream",
+        folder="moondream2",
+        required=("*text-model*.gguf", "*mmproj*.gguf"),
+        hub_id="moondream/moondream2-gguf",
+        revision="66f21bff432b523f311e72d4e34cf1925ae75210",
+        allow_patterns=("*text-model*.gguf", "*mmproj*.gguf"),
+    )
     batch_size: ClassVar[int] = 1  # llama.cpp answers one chat at a time
     input_size: ClassVar[int | None] = 378
 

