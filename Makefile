@@ -33,7 +33,9 @@ run: install
 	@echo '    capdex search "a cat"'
 	$(BIN)/capdex serve --host $(HOST) --port $(PORT) --photo-root $(PHOTOS)
 
+# Lint first: seconds, and a failure there stops before the long test run.
 test: install
+	$(BIN)/python -m ruff check --quiet --output-format concise .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

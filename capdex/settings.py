@@ -71,7 +71,19 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         default=120_000_000, ge=1, description="Larger images are refused (decompression bombs)."
     )
+    follow_symlinks_out: bool = Field(
+        default=False, description="Follow symbolic links that lead out of the folders being "
+        "indexed (off: such links are listed by `capdex errors`, not followed).",
+    )
+    stop_grace_seconds: float = Field(
+        default=10.0, ge=0.0, le=3600.0, description="After Ctrl-C or SIGTERM an index run "
+        "that has not ended within this many seconds exits at once (as safe as kill -9); 0 waits.",
+    )
     thumbnail_size: int = Field(default=384, ge=32, le=2048)
+    preview_decodes: int | None = Field(
+        default=None, ge=1, le=64, description="Full decodes the server runs at once (previews, "
+        "thumbnails); default: what a quarter of the memory holds at CAPDEX_MAX_IMAGE_PIXELS.",
+    )
     decode_threads: int = Field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)), ge=1)
 
     # Trustworthy indexing: how often a long run saves the vector index (so searches and a

@@ -13,6 +13,9 @@ from capdex.embedder import Embedder
 from capdex.settings import Settings
 from capdex.captioners import Captioner, registry
 
+# The stub chat LLM (`chat_stub`): one server for the session, for every module that asks.
+pytest_plugins = ["tests.llm.fixtures"]
+
 COLOURS = {
     "red": (220, 30, 30),
     "green": (30, 200, 40),
@@ -110,7 +113,7 @@ def colour_folder(tmp_path: Path) -> Path:
     """A small photo tree: one photo per colour, some in a sub-folder."""
     root = tmp_path / "photos"
     for i, colour in enumerate(COLOURS):
-        sub = root / ("nested" if i % 2 else "") 
+        sub = root / ("nested" if i % 2 else "")
         write_colour_photo(sub / f"{colour}.jpg", colour, seed=i)
     return root
 

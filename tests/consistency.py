@@ -15,7 +15,7 @@ from capdex.settings import IMAGE_EXTENSIONS
 from capdex.store import repo
 from capdex.store.db import Database
 from capdex.store.models import Caption, File, IndexingError, Photo, Vector
-from capdex.store.vectors import read_meta
+from capdex.store.vectors import file_checksum, read_meta
 
 
 def photos_on_disk(root: Path) -> dict[str, str]:
@@ -70,9 +70,10 @@ def assert_consistent(data_dir: Path, root: Path, embedder: str) -> dict[str, in
     assert on_disk == sorted(v for v, _, _ in vectors), "the FAISS file differs from the database"
     assert read_meta(index_path) == {"embedder": embedder, "dim": index.d, "count": len(on_disk),
                                      "max_id": max(on_disk, default=None),
-                                     "size": index_path.stat().st_size}
+                                     "size": index_path.stat().st_size,
+                                     "sha256": file_checksum(index_path)}
 
-    leftovers = [p for p in list(data_dir.rglob("*.tmp")) + list(root.rglob("*.tmp"))]
+    leftovers = list(data_dir.rglob("*.tmp")) + list(root.rglob("*.tmp"))
     assert not leftovers, leftovers
     db.close()
     return {"files": len(files), "photos": len(present), "vectors": len(vectors)}

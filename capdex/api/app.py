@@ -8,11 +8,12 @@ from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi_offline import FastAPIOffline
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from capdex.api import ask_routes, job_routes, photo_routes, photos
 from capdex.api.errors import install_error_handling
 from capdex.api.jobs import JobRunner
+from capdex.api.photo_files import file_response, open_indexed
 from capdex.api.schemas import CaptionIn, Health, PhotoOut, SearchOut, SimilarOut, StatusOut
 from capdex.api.security import install_security
 from capdex.api.status import status as get_status
@@ -155,23 +156,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/api/photos/{photo_id}/thumbnail", response_class=FileResponse, tags=["photos"])
     def thumbnail(request: Request, photo_id: int) -> FileResponse:
         item = load_photo(request, photo_id)
-        path = thumbnail_path(settings, item.content_hash)
-        if not has_thumbnail(settings, item.content_hash):
-            source = photo_routes.existing_file(item)
-            from capdex.images import ImageLoadError, load_image
-
-            try:
-                image = load_image(source, max_pixels=settings.max_image_pixels,
-                                   size_hint=settings.thumbnail_size)
-            except ImageLoadError as exc:
-                raise HTTPException(404, f"photo {photo_id} cannot be read: {exc}") from exc
-            path = write_thumbnail(settings, item.content_hash, image)
+        content_hash = item.content_hash
+        photo_routes.image_maker(request).make(
+            f"thumbnail-{content_hash}", lambda: has_thumbnail(settings, content_hash),
+            lambda: write_thumbnail(settings, content_hash, photo_routes.decode_indexed(
+                request, item, settings.thumbnail_size)))
+        path = thumbnail_path(settings, content_hash)
         etag = f"{item.content_hash[:32]}-t{settings.thumbnail_size}"
         return photo_routes.cached_image(request, path, etag, "image/webp")
 
     @app.get("/api/photos/{photo_id}/file", response_class=FileResponse, tags=["photos"])
-    def original(request: Request, photo_id: int) -> FileResponse:
-        return FileResponse(photo_routes.existing_file(load_photo(request, photo_id)))
+    def original(request: Request, photo_id: int) -> Response:
+        """The photo's file as indexed: a regular file under a photo root (when roots are
+        configured) whose bytes are still those indexed; else a 404 saying why."""
+        opened = open_indexed(load_photo(request, photo_id), settings.photo_roots)
+        return file_response(opened)
 
     @app.get("/api/status", response_model=StatusOut, tags=["meta"])
     def status(request: Request) -> StatusOut:

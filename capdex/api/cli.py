@@ -96,7 +96,7 @@ def index(
     with _progress(enabled=live and not watch) as progress:
         indexer = Indexer(settings, db, recaption=recaption, reembed=reembed, write_xmp=write_xmp,
                           retry_failed=retry_failed, progress=progress)
-        with _stop_on_signals(indexer.stop):
+        with _stop_on_signals(indexer.stop, settings.stop_grace_seconds):
             try:
                 if watch:
                     if not as_json:
@@ -117,19 +117,31 @@ def index(
 
 class _stop_on_signals:
     """Ctrl-C (or SIGTERM, e.g. `docker stop`) sets `stop`: the batch in hand is committed and
-    the run ends cleanly. A second Ctrl-C aborts at once (still safe: see indexer.pipeline)."""
+    the run ends cleanly. A second signal, or a run still going `grace` seconds after the first
+    (a file system that stopped answering), exits at once: as safe as kill -9 (see
+    docs/indexing.md), and the data dir's lock goes with the process."""
 
-    def __init__(self, stop) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, stop, grace: float = 10.0) -> None:  # type: ignore[no-untyped-def]
         self.stop = stop
+        self.grace = grace
         self._previous: dict[int, Any] = {}
+        self._timer: Any = None
 
     def _handle(self, signum, frame) -> None:  # type: ignore[no-untyped-def]
-        import signal
+        import threading
 
-        if self.stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        if self.stop.is_set():
+            _exit_now(130, "aborted")
         self.stop.set()
         typer.echo("stopping after the current batch (Ctrl-C again to abort)", err=True)
+        if not self.grace:  # 0: wait for the batch in hand however long it takes
+            return
+        message = (f"still running {self.grace:g} s after the stop request; aborted (run the "
+                   "same command again to finish)")
+        timer = threading.Timer(self.grace, _exit_now, (130, message))
+        timer.daemon = True
+        timer.start()
+        self._timer = timer
 
     def __enter__(self) -> _stop_on_signals:
         import signal
@@ -143,8 +155,22 @@ class _stop_on_signals:
     def __exit__(self, *exc: object) -> None:
         import signal
 
+        if self._timer is not None:  # the run ended in time
+            self._timer.cancel()
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+
+
+def _exit_now(code: int, message: str) -> None:
+    """End the process at once, whatever its threads are doing (a read that never returns
+    would keep a normal exit waiting for its thread forever)."""
+    import os
+
+    try:
+        typer.echo(message, err=True)
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
 
 
 _STAGES = {"scan": "looking for photos", "hash": "checking files", "caption": "captioning",

@@ -41,9 +41,11 @@ def register(app: typer.Typer) -> None:
         data_dir: cli.DataDir = None,
         as_json: cli.JsonOpt = False,
     ) -> None:
-        """Ask your photos: an LLM answers from the best matching photos' captions, text,
-        dates, places and people, citing each photo it relies on by its id. With --photo, a
-        vision model answers about one photo."""
+        """Answer a question from your photos, citing them.
+
+        An LLM answers from the best matching photos' captions, text, dates, places and people,
+        citing each photo it relies on by its id. With --photo, a vision model answers about
+        one photo."""
         settings = cli._settings(data_dir=data_dir, llm=llm, llm_endpoint=llm_endpoint,
                                  llm_model=llm_model, llm_api_key=llm_api_key, captioner=captioner,
                                  model_path=model_path, captioner_endpoint=endpoint,

@@ -212,7 +212,7 @@ class JobRunner:
             job.state, job.error = "failed", str(exc) or type(exc).__name__
             if not isinstance(exc, IndexerError):
                 _save_index(indexer)
-        except Exception as exc:  # noqa: BLE001 - a failed job reports why instead of vanishing
+        except Exception as exc:  # a failed job reports why instead of vanishing
             log.exception("job %s failed", job.id)
             job.state, job.error = "failed", str(exc) or type(exc).__name__
             if not isinstance(exc, IndexerError):  # IndexerError: it never started
@@ -267,5 +267,5 @@ def _save_index(indexer) -> None:  # type: ignore[no-untyped-def]
         return
     try:
         indexer.writer.save()
-    except Exception:  # noqa: BLE001 - the next run repairs the index from the database
+    except Exception:  # the next run repairs the index from the database
         log.exception("could not save the index after a failed job")

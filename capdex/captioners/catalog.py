@@ -398,7 +398,7 @@ def _download_from_hub(
             allow_patterns=patterns or None,
             local_dir=target,
         )
-    except Exception as exc:  # noqa: BLE001 - hub, network and disk errors all end here
+    except Exception as exc:  # hub, network and disk errors all end here
         raise DownloadError(f"could not download {repo_id}: {exc}") from exc
     return {"source": "huggingface", "hub_id": repo_id, "revision": revision}
 

@@ -63,9 +63,9 @@ def vector_texts(session: Session, photo_ids: Sequence[int],
         return {}
     by_photo: dict[int, list[Caption]] = {}
     for start in range(0, len(ids), 500):
-        for caption in session.scalars(select(Caption).where(
+        for row in session.scalars(select(Caption).where(
                 Caption.photo_id.in_(ids[start : start + 500]))):
-            by_photo.setdefault(caption.photo_id, []).append(caption)
+            by_photo.setdefault(row.photo_id, []).append(row)
     shown = shown_texts(session, ids)
     words = embedded_words(session, ids)
     out = {}
@@ -191,8 +191,8 @@ def photos_needing_vectors(db: Database, embedder: str) -> list[int]:
                                              Vector.embedder == embedder)
         missing = set(session.scalars(select(File.photo_id).distinct()
                                       .where(~has_vector.exists())))
-        shown = {photo_id: ocr_id for photo_id, ocr_id in session.execute(
-            select(OcrText.photo_id, OcrText.id).where(OcrText.text != ""))}
+        shown = dict(session.execute(
+            select(OcrText.photo_id, OcrText.id).where(OcrText.text != "")).tuples().all())
         ids = list(shown)
         for start in range(0, len(ids), 500):
             rows = session.execute(select(Vector.photo_id, Vector.ocr_id).where(

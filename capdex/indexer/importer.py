@@ -73,7 +73,7 @@ def read_rows(source: str | Path) -> Iterator[list[dict[str, Any]]]:
         raise ParquetImportError(f"{source}: no such file or folder")
     try:
         dataset = ds.dataset(str(source), format="parquet")
-    except Exception as exc:  # noqa: BLE001 - pyarrow's errors vary; say what went wrong
+    except Exception as exc:  # pyarrow's errors vary; say what went wrong
         raise ParquetImportError(f"{source} is not readable Parquet: {exc}") from exc
     missing = [c for c in REQUIRED if c not in dataset.schema.names]
     if missing:

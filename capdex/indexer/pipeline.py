@@ -151,6 +151,8 @@ class Indexer:
         self.progress = progress or (lambda stage, done, total: None)
         #: Set it (e.g. from a Ctrl-C handler) to end the run after the batches in hand.
         self.stop = stop or threading.Event()
+        #: The folders (or files) this run indexes; symlinks out of them are not followed.
+        self._roots: list[str] | None = None
         options = {"captioner": captioner, "recaption": recaption, **stage_options}
         created = (cls.create(settings, options) for cls in STAGES)
         self.stages: list[Stage] = [stage for stage in created if stage is not None]
@@ -243,10 +245,12 @@ class Indexer:
             raise IndexerError(str(exc)) from exc
 
     def _check_roots(self, roots: Iterable[str | Path]) -> list[str]:
+        """The roots as absolute OS paths (the run's bounds for symlinks: see `scan`)."""
         checked = [os.path.abspath(os.fspath(r)) for r in roots]
         for root in checked:
             if not os.path.exists(root):
                 raise IndexerError(f"{to_store(root)}: no such file or folder")
+        self._roots = checked
         return checked
 
     @contextmanager
@@ -283,7 +287,8 @@ class Indexer:
         started = time.monotonic()
         summary = IndexSummary()
         self._check_stages()
-        found = scan(scan_roots, exclude=[self.settings.data_dir])
+        found = scan(scan_roots, exclude=[self.settings.data_dir], within=self._roots,
+                     follow_links_out=self.settings.follow_symlinks_out)
         for temp in found.temp_files:  # left in photo folders by a killed sidecar write
             if is_stale_temp_file(os.path.basename(temp)):
                 Path(temp).unlink(missing_ok=True)

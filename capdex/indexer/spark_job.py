@@ -150,7 +150,7 @@ def process_batch(records: list[dict[str, Any]], settings: Settings, stages: lis
     rows: list[dict[str, Any]] = []
     ready: list[tuple[dict[str, Any], Any, Any]] = []  # (row, StageViews, bytes)
     for record in records:
-        row = {column: None for column in COLUMNS}
+        row = dict.fromkeys(COLUMNS)
         row.update(path=record["path"], size=int(record["size"]), mtime_ns=int(record["mtime_ns"]))
         rows.append(row)
         fs_path = to_fs(record["path"])
@@ -335,7 +335,7 @@ def spark_session(master: str | None, settings: Settings | None = None, *,
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
-    except Exception as exc:  # noqa: BLE001 - e.g. no Java, a master that refuses the app
+    except Exception as exc:  # e.g. no Java, a master that refuses the app
         raise SparkJobError(f"cannot start Spark with master {master!r}: "
                             f"{job_failure(str(exc))}") from exc
     context = session.sparkContext
@@ -364,7 +364,7 @@ def run_spark_index(roots: Iterable[str | Path], output: str | Path, settings: S
     for root in roots:
         if not os.path.exists(root):
             raise SparkJobError(f"{root}: no such file or folder")
-    found = scan(roots, exclude=[settings.data_dir])
+    found = scan(roots, exclude=[settings.data_dir], follow_links_out=settings.follow_symlinks_out)
     own_session = spark is None
     session = spark or spark_session(master, settings, conf=conf)
     try:
@@ -397,7 +397,7 @@ def _run(spark: Any, found: Any, output: str | Path, settings: Settings,
         captioned = captioned.unionByName(failed, allowMissingColumns=True)
     try:
         captioned.write.mode("overwrite").parquet(str(output))
-    except Exception as exc:  # noqa: BLE001 - Py4J wraps everything; find the cause
+    except Exception as exc:  # Py4J wraps everything; find the cause
         raise SparkJobError(f"the Spark job failed: {job_failure(str(exc))}") from exc
     written = spark.read.parquet(str(output))
     stats = written.agg(F.count(F.lit(1)).alias("n"),

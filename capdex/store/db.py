@@ -171,7 +171,7 @@ class Database:
         try:
             self.engine = make_engine(url)
             _migrate_waiting(self.engine)
-        except Exception as exc:  # noqa: BLE001 - turn any driver error into one clear message
+        except Exception as exc:  # turn any driver error into one clear message
             raise StoreError(f"cannot open database {_redact(url)}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._writers = sessionmaker(

@@ -20,6 +20,7 @@ whatever the kind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -278,6 +279,11 @@ class VectorIndex:
                 if meta.get("embedder") != self.embedder or meta.get("dim") != self.dim:
                     log.info("vector index was built for another embedder; it will be rebuilt")
                     return False
+                stamp = self._stamp()
+                if not _checksum_matches(self.path, meta):
+                    log.warning("vector index %s is damaged (its checksum differs from the one "
+                                "saved with it); it will be rebuilt from the database", self.path)
+                    return False
                 index = self._read_file()
                 # the file, not the metadata, says which kind it is (a crash may part them)
                 kind = _kind_of(index)
@@ -297,7 +303,8 @@ class VectorIndex:
                             "are approximate")
             self._index, self._kind, self._trained_on = index, kind, trained_on
             self._slack = slack
-            self._loaded_stamp = self._stamp()
+            # the file checked: one replaced since is seen as changed on disk, and read again
+            self._loaded_stamp = stamp
             return True
 
     def _read_file(self):  # type: ignore[no-untyped-def]
@@ -341,7 +348,8 @@ class VectorIndex:
             faiss, index = _faiss(), self._index
             atomic_write_with(self.path, lambda tmp: faiss.write_index(index, tmp))
             meta: dict[str, object] = {"embedder": self.embedder, "dim": self.dim,
-                                       "count": int(self._index.ntotal)}
+                                       "count": int(self._index.ntotal),
+                                       "sha256": file_checksum(self.path)}
             if self._kind != FLAT:
                 meta.update(kind=self._kind, trained_on=self._trained_on)
             if self._kind == PQ:
@@ -594,6 +602,23 @@ def db_source(db: Database, dim: int) -> VectorSource:
     return read
 
 
+def file_checksum(path: Path) -> str:
+    """SHA-256 of the index file, recorded by every save and checked by every load (issue 20,
+    point 4: a file damaged in place, same size, was never repaired)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 23):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _checksum_matches(path: Path, meta: dict[str, object]) -> bool:
+    """The file holds the bytes its metadata's checksum names (a file saved before checksums
+    were recorded has none to check; its next save records one)."""
+    expected = meta.get("sha256")
+    return expected is None or file_checksum(path) == expected
+
+
 def read_meta(path: Path) -> dict[str, object] | None:
     """The small JSON written beside an index file (embedder, dim, count), if readable."""
     try:
@@ -611,8 +636,8 @@ def index_is_current(path: Path, db: Database, embedder: str,
     Vector ids are never reused (AUTOINCREMENT, sequences), so a vector added since has a
     higher id and a removal lowers the count: equal (count, max id) mean the same ids. The size
     catches a crash between writing the file and its metadata, and a truncated file. What this
-    cannot see (a file damaged in place, same size) is repaired by the next `open_index`: the
-    next search, or the next run that changes a vector.
+    cannot see (a file damaged in place, same size) is caught by the checksum the next
+    `open_index` verifies, and rebuilt: the next search, or the next run that changes a vector.
     """
     from capdex.store import repo
 
@@ -656,7 +681,8 @@ def open_index(
     report = index.sync_with(db)
     # a file whose metadata lacks what `index_is_current` compares (saved without a database,
     # or by an older capdex) is saved once more, so later runs can skip opening it
-    stamped = "max_id" in (read_meta(path) or {})
+    meta = read_meta(path) or {}
+    stamped = "max_id" in meta and "sha256" in meta
     if report.changed or not loaded or index.fit_to_size() or not stamped:
         index.save(db)
     return index

@@ -21,7 +21,6 @@ from capdex.settings import Settings
 from capdex.store.db import Database
 from tests.api.serving import configured, serving
 from tests.llm.chat_stub import ChatStub
-from tests.llm.fixtures import _chat_stub_server, chat_stub  # noqa: F401 - fixtures
 
 QUESTION = "which photo is green?"
 

@@ -19,7 +19,6 @@ from tests.api.serving import configured, serving
 from tests.api.test_ask_api import ids_by_colour
 from tests.api.test_browser import KEY, TIMEOUT, expect
 from tests.llm.chat_stub import ChatStub
-from tests.llm.fixtures import _chat_stub_server, chat_stub  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

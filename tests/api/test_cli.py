@@ -135,6 +135,7 @@ def test_ctrl_c_commits_the_batch_in_hand_and_the_next_run_finishes(colour_folde
         return original(self, images)
 
     monkeypatch.setattr(ColourCaptioner, "caption_batch", interrupted)
+    monkeypatch.setenv("CAPDEX_STOP_GRACE_SECONDS", "0")  # in-process: never os._exit pytest
     code, out, err = capdex("index", str(colour_folder), "--data-dir", str(data_dir),
                             "--captioner", "test-colour", "--json")
     assert code == 130 and "run the same command again" in err

@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 from capdex.api.cli import app
 from tests.llm.chat_stub import ChatStub
-from tests.llm.fixtures import _chat_stub_server, chat_stub  # noqa: F401 - fixtures
 
 runner = CliRunner()
 

@@ -16,7 +16,6 @@ from capdex.settings import Settings
 from capdex.indexer.pipeline import Indexer
 from capdex.store.db import Database
 from tests.api.serving import configured, serving
-from tests.llm.fixtures import _chat_stub_server, chat_stub  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 #: Per operation and generation mode; with a fixed seed this is a bounded, repeatable run.

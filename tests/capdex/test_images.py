@@ -77,6 +77,20 @@ def test_the_pixel_cap_is_the_setting_not_pillows_default(tmp_path: Path) -> Non
         decode_image(path, max_pixels=1_000_000)
 
 
+def test_a_pixel_cap_above_pillows_own_limit_takes_effect(tmp_path: Path) -> None:
+    """Issue 20, point 9: CAPDEX_MAX_IMAGE_PIXELS above 179 MP had no effect: Pillow's own
+    limit (twice its MAX_IMAGE_PIXELS) refused a 201-MP PNG before our check ran."""
+    from tests.odd_files import bomb_png
+
+    path = tmp_path / "huge.png"
+    path.write_bytes(bomb_png(15_000, 13_400))  # 201 MP (its pixel data is a stub)
+    with pytest.raises(ImageLoadError) as caught:
+        decode_image(path, max_pixels=250_000_000)
+    assert "bomb" not in str(caught.value) and "limit" not in str(caught.value)  # decoded
+    with pytest.raises(ImageLoadError, match="over the limit of 200,000,000"):
+        decode_image(path, max_pixels=200_000_000)
+
+
 def test_heic_under_a_jpg_name_is_decoded(tmp_path: Path) -> None:
     import subprocess
     import sys

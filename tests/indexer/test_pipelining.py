@@ -89,7 +89,8 @@ def test_batched_writes_leave_the_same_rows_as_before(photos, tmp_path, colour_c
     summary = Indexer(settings, db, embedder=embedder).run([photos])
     assert (summary.new, summary.failed, summary.captioned) == (16, 1, 16)
     with db.read() as session:
-        count = lambda model: session.scalar(select(func.count()).select_from(model))
+        def count(model: type) -> int | None:
+            return session.scalar(select(func.count()).select_from(model))
         assert (count(Photo), count(File), count(Caption), count(Vector)) == (16, 17, 16, 16)
         assert count(IndexingError) == 1
         pairs = session.execute(select(Vector.photo_id, Vector.caption_id, Caption.photo_id)

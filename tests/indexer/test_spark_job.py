@@ -16,8 +16,6 @@ from typer.testing import CliRunner
 from capdex.api.cli import app
 from capdex.embedder import Embedder
 from capdex.samples import SAMPLES, write_samples
-
-N = len(SAMPLES)  # sample photos written, all readable
 from capdex.settings import Settings
 from capdex.indexer.human import set_human_caption
 from capdex.indexer.importer import ParquetImportError, import_parquet
@@ -27,6 +25,7 @@ from capdex.store import repo
 from capdex.store.db import Database
 from capdex.store.models import Caption, Photo, Vector
 
+N = len(SAMPLES)  # sample photos written, all readable
 pytestmark = pytest.mark.slow
 
 

@@ -87,7 +87,7 @@ def export_onnx(folder: Path, *, check: bool = True) -> list[Path]:
                 dynamo=True,
                 verbose=False,
             )
-    except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds of errors
+    except Exception as exc:  # the exporter raises many kinds of errors
         raise CaptionerError(f"ONNX export of im2txt failed: {exc}") from exc
     finally:
         for logger, level in zip(quiet, levels, strict=True):

@@ -68,7 +68,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A checkpoint's tensors, loaded without unpickling arbitrary objects."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt, truncated or foreign files
+    except Exception as exc:  # corrupt, truncated or foreign files
         raise CaptionerError(f"cannot read the im2txt checkpoint {path}: {exc}") from exc
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
