@@ -41,6 +41,9 @@ def get(name: str) -> ModelSpec:
     """The model spec of captioner `name`, read from its class (importing only its module)."""
     from capdex.captioners import registry
 
+    if name not in registry.names():
+        raise CaptionerError(f"unknown model {name!r}; known models: "
+                             f"{', '.join(registry.in_order())}")
     try:
         return registry.captioner_class(name).spec
     except ImportError as exc:
