@@ -5,7 +5,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -64,6 +66,40 @@ class ModelSpec:
         return bool(self.hub_id or self.archive_url)
 
 
+class CaptionerOptions(BaseModel):
+    """A captioner's own knobs. Each field is set by `settings.captioner_options[name]`, else by
+    the environment variable CAPDEX_<NAME>_<FIELD> (NAME upper-cased, "-" as "_"), else by an
+    older name listed in the field's `json_schema_extra={"env": [...]}`, else its default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def env_names(cls, captioner: str, field: str) -> list[str]:
+        """The environment variables that set `field`, first one first."""
+        prefix = "CAPDEX_" + captioner.upper().replace("-", "_").replace(".", "_")
+        extra = cls.model_fields[field].json_schema_extra
+        older = extra.get("env", []) if isinstance(extra, dict) else []
+        return [f"{prefix}_{field.upper()}", *(str(name) for name in older)]  # type: ignore[union-attr]
+
+    @classmethod
+    def from_settings(cls, captioner: str, settings: Settings) -> CaptionerOptions:
+        values: dict[str, Any] = {}
+        for field in cls.model_fields:
+            for env in cls.env_names(captioner, field):
+                if env in settings.captioner_env:
+                    values[field] = settings.captioner_env[env]
+                    break
+        values.update(settings.captioner_options.get(captioner, {}))
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                 for e in exc.errors())
+            raise CaptionerError(f"bad {captioner} option: {problems} (set with "
+                                 f"CAPDEX_{captioner.upper().replace('-', '_')}_<OPTION> or "
+                                 f"CAPDEX_CAPTIONER_OPTIONS)") from None
+
+
 class Captioner(ABC):
     """Captions a batch of RGB PIL images.
 
@@ -85,9 +121,12 @@ class Captioner(ABC):
     answers_questions: ClassVar[bool] = False
     #: The model behind it, for `capdex models`; a plugin without one is listed as "plugin".
     spec: ClassVar[ModelSpec] = ModelSpec("plugin", "a captioner from a plugin")
+    #: Its own knobs (see CaptionerOptions); read as `self.options`.
+    Options: ClassVar[type[CaptionerOptions]] = CaptionerOptions
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.options = self.Options.from_settings(self.name, settings)
 
     @abstractmethod
     def caption_batch(self, images: Sequence[Image.Image]) -> list[str]:

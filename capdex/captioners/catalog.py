@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from capdex.captioners.base import CaptionerError, ModelNotInstalledError, ModelSpec
+from capdex.captioners.base import (
+    CaptionerError,
+    CaptionerOptions,
+    ModelNotInstalledError,
+    ModelSpec,
+)
 from capdex.captioners.lifecycle import require
 
 if TYPE_CHECKING:
@@ -48,6 +53,13 @@ def get(name: str) -> ModelSpec:
         return registry.captioner_class(name).spec
     except ImportError as exc:
         raise CaptionerError(f"captioner {name!r} cannot be loaded: {exc}") from exc
+
+
+def options(name: str, settings: Settings) -> CaptionerOptions:
+    """Captioner `name`'s own options under these settings (see CaptionerOptions)."""
+    from capdex.captioners import registry
+
+    return registry.captioner_class(name).Options.from_settings(name, settings)
 
 
 def specs() -> dict[str, ModelSpec]:
@@ -369,7 +381,7 @@ def download(
     target.parent.mkdir(parents=True, exist_ok=True)
     if spec.hub_id:
         patterns = list(spec.allow_patterns)
-        if spec.choosable and settings.trust_remote_code:
+        if spec.choosable and getattr(options(name, settings), "trust_remote_code", False):
             patterns.append("*.py")  # the model's own code, which loading will then run
         manifest = _download_from_hub(hub_id(name, settings) or spec.hub_id, spec, patterns,
                                       target, say)

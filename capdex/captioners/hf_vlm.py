@@ -4,7 +4,7 @@ through the model's own chat template.
 
 The model is `CAPDEX_CAPTIONER_MODEL` (a hub id, downloaded into `models/hf-vlm/org--name`) or a
 folder (`--model-path`). A model that ships its own Python code only loads with
-`CAPDEX_TRUST_REMOTE_CODE=1`.
+`CAPDEX_HF_VLM_TRUST_REMOTE_CODE=1`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from capdex.captioners import catalog, chat_cleanup, vision_llm
-from capdex.captioners.base import CaptionerError, ModelSpec
+from pydantic import Field
+
+from capdex.captioners.base import CaptionerError, CaptionerOptions, ModelSpec
 from capdex.captioners.lifecycle import require
 from capdex.captioners.transformers_base import (
     HUB_PATTERNS,
@@ -28,6 +30,14 @@ if TYPE_CHECKING:
 #: Images are shrunk to this before the processor sees them: dynamic-resolution models (Qwen2-VL,
 #: SmolVLM's tiling) would otherwise turn a 12-megapixel photo into thousands of tokens.
 IMAGE_MAX_SIDE = 768
+
+
+class HfVlmOptions(CaptionerOptions):
+    """CAPDEX_HF_VLM_TRUST_REMOTE_CODE (or the older CAPDEX_TRUST_REMOTE_CODE)."""
+
+    trust_remote_code: bool = Field(default=False, json_schema_extra={"env": [
+        "CAPDEX_TRUST_REMOTE_CODE"]}, description="Let a model run the Python code it ships "
+        "(download and load); only for models you trust.")
 
 
 class HfVlmCaptioner(TransformersCaptioner):
@@ -46,6 +56,8 @@ class HfVlmCaptioner(TransformersCaptioner):
     extra: ClassVar[str] = "vlm"
     batch_size: ClassVar[int] = 4
     input_size: ClassVar[int | None] = IMAGE_MAX_SIDE
+    Options = HfVlmOptions
+    options: HfVlmOptions
 
     @property
     def model_label(self) -> str:
@@ -77,7 +89,7 @@ class HfVlmCaptioner(TransformersCaptioner):
     def load(self, loaded: Loaded, folder: Path) -> None:
         require("jinja2", self.extra)  # chat templates are Jinja; transformers imports it late
         transformers = loaded.transformers
-        trust = self.settings.trust_remote_code
+        trust = self.options.trust_remote_code
         try:
             processor = transformers.AutoProcessor.from_pretrained(
                 folder, local_files_only=True, trust_remote_code=trust
@@ -89,8 +101,8 @@ class HfVlmCaptioner(TransformersCaptioner):
             if "trust_remote_code" in str(exc) and not trust:
                 raise CaptionerError(
                     f"{folder} holds a model that needs its own Python code to load; if you "
-                    f"trust where it came from, set CAPDEX_TRUST_REMOTE_CODE=1 (and download it "
-                    f"again with that set, so its code is fetched too)"
+                    f"trust where it came from, set CAPDEX_HF_VLM_TRUST_REMOTE_CODE=1 (and download "
+                    f"it again with that set, so its code is fetched too)"
                 ) from exc
             raise
         tokenizer = getattr(processor, "tokenizer", None)

@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from capdex.captioners import catalog, chat_cleanup, vision_llm
-from capdex.captioners.base import Captioner, CaptionerError, ModelSpec
+from pydantic import Field
+
+from capdex.captioners.base import Captioner, CaptionerError, CaptionerOptions, ModelSpec
 from capdex.captioners.lifecycle import ModelHandle, require
 
 if TYPE_CHECKING:
@@ -23,6 +25,15 @@ if TYPE_CHECKING:
 
 #: Moondream's vision encoder sees 378x378 crops; twice that keeps detail without wasting time.
 IMAGE_MAX_SIDE = 756
+
+
+class MoondreamOptions(CaptionerOptions):
+    """CAPDEX_MOONDREAM2_THREADS and _CONTEXT (or the older CAPDEX_LLM_THREADS, _CONTEXT)."""
+
+    threads: int | None = Field(default=None, ge=1, json_schema_extra={"env": [
+        "CAPDEX_LLM_THREADS"]}, description="llama.cpp threads; default: the number of cores.")
+    context: int = Field(default=2048, ge=512, le=32768, json_schema_extra={"env": [
+        "CAPDEX_LLM_CONTEXT"]}, description="llama.cpp context, in tokens.")
 
 
 class MoondreamCaptioner(Captioner):
@@ -39,6 +50,8 @@ class MoondreamCaptioner(Captioner):
     )
     batch_size: ClassVar[int] = 1  # llama.cpp answers one chat at a time
     input_size: ClassVar[int | None] = 378
+    Options = MoondreamOptions
+    options: MoondreamOptions
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -48,7 +61,7 @@ class MoondreamCaptioner(Captioner):
 
     @property
     def threads(self) -> int:
-        return self.settings.llm_threads or os.cpu_count() or 1
+        return self.options.threads or os.cpu_count() or 1
 
     @property
     def version(self) -> str:  # type: ignore[override]
@@ -74,7 +87,7 @@ class MoondreamCaptioner(Captioner):
             return llama_cpp.Llama(
                 model_path=str(text_model),
                 chat_handler=self.chat_handler(projector),
-                n_ctx=self.settings.llm_context,
+                n_ctx=self.options.context,
                 n_threads=self.threads,
                 n_threads_batch=self.threads,
                 n_gpu_layers=0,

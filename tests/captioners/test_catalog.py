@@ -280,7 +280,7 @@ def test_hf_vlm_downloads_the_chosen_hub_model_into_its_own_folder(
 
     # Code shipped with a model is only fetched when the user trusts it.
     trusting = make_settings(tmp_path, "hf-vlm", captioner_model="org/custom",
-                             trust_remote_code=True)
+                             captioner_options={"hf-vlm": {"trust_remote_code": True}})
     catalog.download("hf-vlm", trusting)
     assert "*.py" in calls["snapshot"][2]
 
