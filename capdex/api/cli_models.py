@@ -76,7 +76,7 @@ def list_models(
         else:
             model = s.hub_id or ""
             if s.installed:
-                where = s.path or "ships with capdex"
+                where = s.path or ("a plugin" if s.kind == "plugin" else "ships with capdex")
             elif s.downloadable:
                 where = f"capdex models download {s.name}"
             else:

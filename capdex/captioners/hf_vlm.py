@@ -53,7 +53,6 @@ class HfVlmCaptioner(TransformersCaptioner):
         allow_patterns=HUB_PATTERNS,
         choosable=True,
     )
-    extra: ClassVar[str] = "vlm"
     batch_size: ClassVar[int] = 4
     input_size: ClassVar[int | None] = IMAGE_MAX_SIDE
     Options = HfVlmOptions
@@ -87,7 +86,7 @@ class HfVlmCaptioner(TransformersCaptioner):
         ]
 
     def load(self, loaded: Loaded, folder: Path) -> None:
-        require("jinja2", self.extra)  # chat templates are Jinja; transformers imports it late
+        require("jinja2", self.spec.extra or "vlm")  # chat templates are Jinja; transformers imports it late
         transformers = loaded.transformers
         trust = self.options.trust_remote_code
         try:

@@ -31,12 +31,6 @@ def register(cls: type[Captioner]) -> type[Captioner]:
     return cls
 
 
-def unregister(name: str) -> None:
-    """Remove a captioner; entry points come back on the next `reset()`."""
-    _load_entry_points()
-    _registered.pop(name, None)
-
-
 def reset() -> None:
     """Forget run-time registrations (tests use this)."""
     global _loaded

@@ -82,7 +82,6 @@ class TransformersCaptioner(Captioner):
     """A captioner whose model folder transformers loads; subclasses say how to load and run it."""
 
     #: The extra that installs what `load` imports: `pip install 'capdex[EXTRA]'`.
-    extra: ClassVar[str] = "transformers"
     default_beams: ClassVar[int] = 1
     default_min_length: ClassVar[int] = 0
 
@@ -138,8 +137,8 @@ class TransformersCaptioner(Captioner):
         """Captions for `images`; runs under torch.inference_mode with the model held."""
 
     def _load(self) -> Loaded:
-        torch = require("torch", self.extra)
-        transformers = require("transformers", self.extra)
+        torch = require("torch", self.spec.extra or "transformers")
+        transformers = require("transformers", self.spec.extra or "transformers")
         folder = catalog.require_installed(self.name, self.settings)
         dtype = torch.bfloat16 if self.dtype == "bf16" else torch.float32
         loaded = Loaded(torch, transformers, dtype)

@@ -173,7 +173,6 @@ class Im2txtCaptioner(Captioner):
         ),
         archive_sha256="980670c0365c0e32b5fecfc0907bfee4742bcd6a40e0d6ac5692c69bbd49ccc4",
     )
-    extra: ClassVar[str] = "im2txt"
     batch_size: ClassVar[int] = 16
     input_size: ClassVar[int | None] = IMAGE_SIZE
 
@@ -201,8 +200,8 @@ class Im2txtCaptioner(Captioner):
         )
 
     def _load(self) -> Runtime:
-        require("torch", self.extra)
-        require("torchvision", self.extra)
+        require("torch", self.spec.extra or "im2txt")
+        require("torchvision", self.spec.extra or "im2txt")
         return TorchRuntime(self.folder)
 
     def caption_batch(self, images: Sequence[Image.Image]) -> list[str]:
@@ -240,7 +239,6 @@ class Im2txtOnnxCaptioner(Im2txtCaptioner):
         required=("onnx/encoder.onnx", "onnx/decoder_step.onnx", "data/vocab.pkl"),
         made_by="capdex models export im2txt",
     )
-    extra: ClassVar[str] = "onnx"
 
     def _load(self) -> Runtime:
         return OnnxRuntime(self.folder)
