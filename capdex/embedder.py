@@ -26,6 +26,8 @@ import numpy as np
 from capdex.atomic import atomic_write_with
 
 if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
     from capdex.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -178,7 +180,7 @@ class _TorchRuntime:
         # The per-tensor "Loading weights" bar is noise in a CLI that has its own.
         transformers.utils.logging.disable_progress_bar()
         try:
-            self.model = SentenceTransformer(location, device="cpu")
+            self.model: SentenceTransformer = SentenceTransformer(location, device="cpu")
         except Exception as exc:
             raise EmbedderError(
                 f"cannot load embedding model {model_name!r} from {location}: {exc}. "

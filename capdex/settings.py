@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -268,6 +268,15 @@ class Settings(BaseSettings):
     ocr_embed_words: int = Field(default=40, ge=0, le=500)
     ocr_max_side: int = Field(default=2000, ge=256, le=8192)
 
+    # --- People (issue 14: faces) ----------------------------------------------------------------
+    # Off by default (`--faces` or CAPDEX_FACES=true): needs `pip install 'capdex[faces]'`.
+    faces: bool = False
+
+    # --- Where and when (issue 15) ---------------------------------------------------------------
+    # The place stage names where photos with EXIF GPS were taken (offline, GeoNames data) and
+    # adds time words (year, month, season, part of day); `--no-place` turns it off for a run.
+    place: bool = True
+
     # --- Spark (issue 8: `capdex spark-index` on local[N] or a cluster) --------------------------
     # capdex's own code is shipped to the executors with the job; their Python must have the
     # captioner's and embedder's dependencies (pip install 'capdex[...]' there) and the driver's
@@ -360,7 +369,7 @@ class Settings(BaseSettings):
 
     @field_validator("photo_roots", "cors_origins", mode="before")
     @classmethod
-    def _split_list(cls, value: object, info) -> object:  # type: ignore[no-untyped-def]
+    def _split_list(cls, value: object, info: ValidationInfo) -> object:
         if not isinstance(value, str):
             return value
         value = value.strip()

@@ -170,7 +170,7 @@ def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
         admin.dispose()
 
 
-def _drop_database(admin, name: str) -> None:  # type: ignore[no-untyped-def]
+def _drop_database(admin, name: str) -> None:
     """Drop a test database; an autovacuum worker that just started on it (a superuser
     process FORCE may not end without pg_signal_backend) is waited out for a few seconds."""
     import time

@@ -62,7 +62,7 @@ def assert_consistent(data_dir: Path, root: Path, embedder: str) -> dict[str, in
     assert set(per_photo) == present, "orphan vectors, or present photos without a vector"
     assert all(n == 1 for n in per_photo.values())
     for _, photo_id, caption_id in vectors:
-        assert repo.effective_caption(by_photo[photo_id]).id == caption_id  # type: ignore[union-attr]
+        assert repo.effective_caption(by_photo[photo_id]).id == caption_id
 
     index_path = data_dir / "vectors.faiss"
     index = faiss.read_index(str(index_path))

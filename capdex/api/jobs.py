@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from capdex.disk_full import DiskFull
 from capdex.paths import is_under
 
 if TYPE_CHECKING:
     from capdex.embedder import Embedder
+    from capdex.indexer.pipeline import Indexer
     from capdex.settings import Settings
     from capdex.store.db import Database
 
@@ -207,7 +209,7 @@ class JobRunner:
             else:
                 job.summary = summary.as_dict()
                 job.state = "done"
-        except (CaptionerError, IndexerError) as exc:  # said in the job's error: no traceback
+        except (CaptionerError, IndexerError, DiskFull) as exc:  # said in the job's error
             log.warning("job %s failed: %s", job.id, exc)
             job.state, job.error = "failed", str(exc) or type(exc).__name__
             if not isinstance(exc, IndexerError):
@@ -260,7 +262,7 @@ class JobRunner:
         self.wait(timeout)
 
 
-def _save_index(indexer) -> None:  # type: ignore[no-untyped-def]
+def _save_index(indexer: Indexer | None) -> None:
     """After a failed run, save the vectors it committed so searches see them now, not only
     after the next run repairs the index file from the database."""
     if indexer is None:

@@ -109,10 +109,15 @@ class Captioner(ABC):
     """
 
     name: ClassVar[str]
-    #: Bumped whenever captions from the same weights would change; recorded with each caption.
-    #: Captioners with downloadable weights make it a property naming the weights and the
-    #: settings that change the words, so read it from an instance.
-    version: str = "1"
+
+    @property
+    def version(self) -> str:
+        """Bumped whenever captions from the same weights would change; recorded with each
+        caption. A subclass sets it (`version = "2"`), or, with downloadable weights, makes it a
+        property naming the weights and the settings that change the words: read it from an
+        instance."""
+        return "1"
+
     #: Preferred number of images per `caption_batch` call.
     batch_size: ClassVar[int] = 8
     #: Square side (pixels) the model looks at; decoders may shrink images to about this size.

@@ -70,7 +70,7 @@ class HfVlmCaptioner(TransformersCaptioner):
         )
 
     @property
-    def version(self) -> str:  # type: ignore[override]
+    def version(self) -> str:
         return f"{self.name}:{self.model_label}@{self.weights};{self.dtype};{self.words_settings()}"
 
     def messages(self, prompt: str | None = None) -> list[dict[str, Any]]:

@@ -41,7 +41,7 @@ class _HttpCaptioner(Captioner):
         return self.endpoint + self.path
 
     @property
-    def version(self) -> str:  # type: ignore[override]
+    def version(self) -> str:
         return (
             f"{self.name}:{self.model};prompt={vision_llm.prompt_tag(self.settings)};"
             f"max={self.settings.llm_max_tokens};temperature=0;clean={chat_cleanup.VERSION}"

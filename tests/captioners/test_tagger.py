@@ -254,3 +254,20 @@ def test_tagger_options_come_from_its_own_env_vars_older_names_and_settings(
     with pytest.raises(CaptionerError, match="no_such_option"):
         create("tagger", Settings(data_dir=tmp_path, captioner_options={
             "tagger": {"max_labels": 2, "no_such_option": 1}}))
+
+
+@pytest.mark.slow
+def test_looks_come_from_the_same_pass_as_the_captions(
+        captioner: TaggerCaptioner, photos: dict[str, Path]) -> None:
+    import numpy as np
+
+    from capdex.captioners.tagger import LOOKS_DIM
+
+    images = [open_rgb(photos["chelsea-the-cat"]), open_rgb(photos["coffee-cup"])]
+    captions, looks = captioner.caption_and_looks(images)
+    assert captions == captioner.caption_batch(images)
+    assert looks.shape == (2, LOOKS_DIM)
+    np.testing.assert_allclose(np.linalg.norm(looks, axis=1), 1.0, atol=1e-5)
+    copy = images[0].resize((300, 200))  # the same picture, smaller
+    _, again = captioner.caption_and_looks([copy])
+    assert float(again[0] @ looks[0]) > 0.85 > float(looks[0] @ looks[1]) + 0.5

@@ -53,7 +53,7 @@ def photos_committed(data_dir: Path) -> int:
         return 0  # not created (or not migrated) yet
 
 
-def wait_until(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+def wait_until(condition, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():

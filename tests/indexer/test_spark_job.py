@@ -196,7 +196,7 @@ def test_a_file_an_executor_cannot_find_is_an_error_row_naming_shared_storage(
 
     settings = Settings(data_dir=tmp_path / "data")
     rows = process_batch([{"path": str(tmp_path / "gone.jpg"), "size": 10, "mtime_ns": 1}],
-                         settings, [CaptionStage(settings, NeverCalled())], embedder)  # type: ignore[arg-type]
+                         settings, [CaptionStage(settings, NeverCalled())], embedder)
     assert rows[0]["caption"] is None
     assert "not found on Spark executor host" in rows[0]["error"]
     assert "storage every executor reads" in rows[0]["error"]

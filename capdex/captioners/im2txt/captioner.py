@@ -151,7 +151,8 @@ class OnnxRuntime:
         features = np.zeros((len(tokens), self.embed), dtype=np.float32)
         return self._run(tokens.astype(np.int64), features, *state)
 
-    def _run(self, tokens, features, h, c) -> tuple[np.ndarray, State]:
+    def _run(self, tokens: np.ndarray, features: np.ndarray, h: np.ndarray,
+             c: np.ndarray) -> tuple[np.ndarray, State]:
         logprobs, h2, c2 = self.decoder_step.run(
             ["logprobs", "h_out", "c_out"],
             {"tokens": tokens, "features": features, "h": h, "c": c},
@@ -191,7 +192,7 @@ class Im2txtCaptioner(Captioner):
         return self.settings.caption_beams or 1  # LibrePhotos decodes greedily
 
     @property
-    def version(self) -> str:  # type: ignore[override]
+    def version(self) -> str:
         weights = catalog.weights_identity(self.name, self.settings)
         s = self.settings
         return (

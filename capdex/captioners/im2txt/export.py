@@ -11,12 +11,16 @@ import json
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from capdex.captioners import catalog
 from capdex.captioners.base import CaptionerError
 from capdex.captioners.lifecycle import require
+
+if TYPE_CHECKING:
+    from capdex.captioners.im2txt.captioner import TorchRuntime
 
 OPSET = 18
 
@@ -113,7 +117,7 @@ def export_onnx(folder: Path, *, check: bool = True) -> list[Path]:
     return written
 
 
-def _check(folder: Path, runtime) -> None:
+def _check(folder: Path, runtime: TorchRuntime) -> None:
     """Run a random batch through both runtimes; refuse an export that disagrees."""
     from capdex.captioners.im2txt.captioner import OnnxRuntime
 
