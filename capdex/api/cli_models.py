@@ -76,7 +76,7 @@ def list_models(
         else:
             model = s.hub_id or ""
             if s.installed:
-                where = s.path or "ships with capdex"
+                where = s.path or ("a plugin" if s.kind == "plugin" else "ships with capdex")
             elif s.downloadable:
                 where = f"capdex models download {s.name}"
             else:
@@ -107,9 +107,10 @@ def download(
     """Download a model into the data directory's models/ folder."""
     settings = _settings(data_dir)
     if model is not None:
-        if name not in catalog.SPECS or not catalog.get(name).choosable:
+        choosable = [n for n, spec in catalog.specs().items() if spec.choosable]
+        if name not in choosable:
             typer.echo(f"error: --model only applies to models that take a hub id "
-                       f"({', '.join(n for n, s in catalog.SPECS.items() if s.choosable)})",
+                       f"({', '.join(choosable)})",
                        err=True)
             raise typer.Exit(2)
         settings = settings.model_copy(update={"captioner": name, "captioner_model": model,

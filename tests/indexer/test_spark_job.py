@@ -235,3 +235,18 @@ def test_an_unreachable_master_is_refused_at_once(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["spark-index", str(tmp_path), "--output", str(tmp_path / "o"),
                                       "--master", f"spark://127.0.0.1:{port}"])
     assert result.exit_code == 2 and "cannot reach the Spark master" in result.output
+
+
+def test_the_code_zip_declares_the_builtin_captioners() -> None:
+    """Executors import capdex from the zip, without its installed metadata: the zip's own
+    dist-info lets the registry find the built-in captioners' entry points there."""
+    from importlib.metadata import distributions
+
+    from capdex.indexer.spark_job import code_zip
+    from tests.captioners.conftest import BUILTIN_MODELS
+
+    (shipped,) = distributions(path=[str(code_zip())])
+    declared = {ep.name: ep.value for ep in shipped.entry_points
+                if ep.group == "capdex.captioners"}
+    assert BUILTIN_MODELS <= set(declared)
+    assert declared["tagger"] == "capdex.captioners.tagger:TaggerCaptioner"
