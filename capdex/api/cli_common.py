@@ -98,6 +98,10 @@ def _how_to_index(settings) -> str:  # type: ignore[no-untyped-def]
     return hint
 
 
+#: Photo ids are 64-bit database integers: a larger one is a usage error, not a traceback.
+MAX_ID = 2**63 - 1
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.echo(f"capdex: error: {message}", err=True)
     raise typer.Exit(code)

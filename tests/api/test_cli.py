@@ -280,3 +280,12 @@ def test_an_unchanged_re_index_imports_no_model_and_no_vector_index(indexed: Pat
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["unchanged"] == 6 and summary["new"] == summary["reembedded"] == 0
     assert json.loads(done.stderr.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize("args", [
+    ["similar", str(2**64)], ["caption-set", str(2**64), "text"], ["ask", "q" * 60_000],
+    ["ask", "what?", "--photo", str(2**64)],
+])
+def test_out_of_range_ids_and_overlong_questions_exit_2(indexed: Path, args: list[str]) -> None:
+    code, _, err = capdex(*args, "--data-dir", str(indexed))
+    assert code == 2 and "Traceback" not in err and len(err) < 2000, err
