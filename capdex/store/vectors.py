@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from capdex.atomic import atomic_write_bytes, atomic_write_with
 from capdex.store import ivfpq
@@ -45,6 +45,8 @@ __all__ = ["RepairReport", "VectorIndex", "db_source", "index_is_current", "open
            "read_meta"]
 #: How long a save waits for another process's save before giving up.
 SAVE_LOCK_TIMEOUT = 300.0
+#: How long a reader whose file fails its checksum waits for a save under way to finish.
+RECHECK_LOCK_TIMEOUT = 10.0
 
 
 def _faiss():  # type: ignore[no-untyped-def]
@@ -281,6 +283,8 @@ class VectorIndex:
                     return False
                 stamp = self._stamp()
                 if not _checksum_matches(self.path, meta):
+                    meta, stamp = self._recheck()
+                if meta is None:
                     log.warning("vector index %s is damaged (its checksum differs from the one "
                                 "saved with it); it will be rebuilt from the database", self.path)
                     return False
@@ -306,6 +310,21 @@ class VectorIndex:
             # the file checked: one replaced since is seen as changed on disk, and read again
             self._loaded_stamp = stamp
             return True
+
+    def _recheck(self) -> tuple[dict | None, tuple[int, int, int] | None]:
+        """The metadata and stamp of a file that matches its checksum once no save is under
+        way (a save renames the file into place, then writes its metadata); (None, None) if it
+        still does not: the file is damaged."""
+        try:
+            with FileLock(str(self.lock_path), timeout=RECHECK_LOCK_TIMEOUT):
+                meta = json.loads(self.meta_path.read_text())
+                stamp = self._stamp()
+                if meta.get("embedder") == self.embedder and meta.get("dim") == self.dim \
+                        and _checksum_matches(self.path, meta):
+                    return meta, stamp
+        except Timeout:
+            pass
+        return None, None
 
     def _read_file(self):  # type: ignore[no-untyped-def]
         faiss = _faiss()
