@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -10,7 +11,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi_offline import FastAPIOffline
 from fastapi.responses import FileResponse, Response
 
-from capdex.api import ask_routes, job_routes, photo_routes, photos
+from capdex.api import ask_routes, job_routes, people_routes, photo_routes, photos
 from capdex.api.errors import install_error_handling
 from capdex.api.jobs import JobRunner
 from capdex.api.photo_files import file_response, open_indexed
@@ -19,6 +20,7 @@ from capdex.api.security import install_security
 from capdex.api.status import status as get_status
 from capdex.api.webpage import mount_web
 from capdex import __version__
+from capdex.embedder import Embedder
 from capdex.settings import Settings
 from capdex.indexer.human import (
     CaptionChange,
@@ -31,6 +33,7 @@ from capdex.indexer.thumbnails import has_thumbnail, thumbnail_path, write_thumb
 from capdex.search.engine import SearchEngine, SearchUnavailable, SimilarNotFound
 from capdex.search.request import (
     MAX_CAMERA_LENGTH,
+    MAX_PERSON_LENGTH,
     MAX_DATE_LENGTH,
     MAX_FOLDER_LENGTH,
     MAX_QUERY_LENGTH,
@@ -56,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.db_url)
         app.state.db = db
         app.state.engine = SearchEngine(settings, db)
@@ -78,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(photo_routes.router)
     app.include_router(job_routes.router)
     app.include_router(ask_routes.router)
+    app.include_router(people_routes.router)
     mount_web(app)
 
     def engine(request: Request) -> SearchEngine:
@@ -86,7 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def load_photo(request: Request, photo_id: int) -> Photo:
         return photo_routes.photo_or_404(request, photo_id)
 
-    def edit_caption(request: Request, photo_id: int, edit) -> PhotoOut:  # type: ignore[no-untyped-def]
+    def edit_caption(request: Request, photo_id: int,
+                     edit: Callable[[Database, Embedder, int], CaptionChange]) -> PhotoOut:
         """Apply a caption edit, then update the live index and its file before answering, so
         the very next search (here or in another process) finds the new text."""
         search = engine(request)
@@ -126,12 +131,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_length=MAX_CAMERA_LENGTH, description="Camera make or model contains this.")] = None,
         has_text: Annotated[bool | None, Query(description="Only photos that show text (OCR) "
                                                "(true), or only those that do not (false).")] = None,
+        person: Annotated[str | None, Query(max_length=MAX_PERSON_LENGTH, description="Only photos of this "
+                                            "person: an id or a name (see /api/people).")] = None,
+        place: Annotated[str | None, Query(max_length=200, description="Only photos taken in this "
+                                           "city, region or country.")] = None,
+        parse: Annotated[bool, Query(description="Read places and dates out of q as filters "
+                                     "(\"cat in Tokyo 2019\").")] = True,
     ) -> SearchOut:
         try:
             query = SearchRequest.build(
                 q, k=k, offset=offset, mode=mode, min_score=min_score, sort=sort,
                 taken_after=taken_after, taken_before=taken_before, folder=folder, camera=camera,
-                has_text=has_text)
+                has_text=has_text, person=person, place=place, parse=parse)
             results = engine(request).search(query)
         except SearchRequestError as exc:
             raise HTTPException(422, str(exc)) from exc

@@ -43,9 +43,11 @@ def register(app: typer.Typer) -> None:
         data_dir: cli.DataDir = None,
         as_json: cli.JsonOpt = False,
     ) -> None:
-        """Ask your photos: an LLM answers from the best matching photos' captions, text,
-        dates, places and people, citing each photo it relies on by its id. With --photo, a
-        vision model answers about one photo."""
+        """Answer a question from your photos, citing them.
+
+        An LLM answers from the best matching photos' captions, text, dates, places and people,
+        citing each photo it relies on by its id. With --photo, a vision model answers about
+        one photo."""
         if not question.strip() or len(question) > MAX_QUERY_LENGTH:
             cli._fail(f"the question must be 1 to {MAX_QUERY_LENGTH} characters")
         settings = cli._settings(data_dir=data_dir, llm=llm, llm_endpoint=llm_endpoint,

@@ -66,7 +66,7 @@ def image_maker(request: Request) -> ImageMaker:
     return maker
 
 
-def decode_indexed(request: Request, photo: Photo, size_hint: SizeHint) -> Image.Image:
+def decode_indexed(request: Request, photo: Photo, size_hint: SizeHint | None) -> Image.Image:
     """The photo upright, decoded (in draft mode where the format allows) from bytes of its
     file checked to be the bytes indexed (`photo_files.read_indexed`), holding a decode slot;
     paths come only from the database. A 404 with the reason when no file qualifies."""

@@ -11,6 +11,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 ENGINE_NAME = "rapidocr"
 _PACKAGE = "rapidocr-onnxruntime"
@@ -74,7 +78,7 @@ class OcrEngine:
 
     def __init__(self, min_confidence: float = 0.6) -> None:
         self.min_confidence = min_confidence
-        self._engine = None
+        self._engine: Any = None  # a RapidOCR (no type hints)
         self._lock = threading.Lock()
 
     @property
@@ -125,14 +129,14 @@ class OcrEngine:
             _pin_detection_side(engine.text_det)
             self._engine = engine
 
-    def read(self, image) -> OcrResult:  # type: ignore[no-untyped-def]
+    def read(self, image: Image.Image) -> OcrResult:
         """The text `image` (a PIL image) shows, in reading order; "" when none."""
         import numpy as np
 
         self.load()
         array = np.asarray(image.convert("RGB"))
         with self._lock:  # one inference at a time: onnxruntime already uses every core
-            found, _ = self._engine(array)  # type: ignore[misc]
+            found, _ = self._engine(array)
         fragments = []
         for points, text, score in found or []:
             xs, ys = [p[0] for p in points], [p[1] for p in points]
@@ -141,7 +145,7 @@ class OcrEngine:
         return assemble(fragments, self.min_confidence)
 
 
-def _pin_detection_side(detector) -> None:  # type: ignore[no-untyped-def]
+def _pin_detection_side(detector: Any) -> None:
     """Make the detector really work at DETECT_SIDE: in "max" mode RapidOCR 1.4 ignores
     `det_limit_side_len` and picks 960, 1500 or 2000 px by the image's own size, so a 12-MP
     photo was searched for text at 2000 px (~1 s, 4x the pixels; measured 0.2 s at 960)."""
@@ -151,7 +155,7 @@ def _pin_detection_side(detector) -> None:  # type: ignore[no-untyped-def]
     detector.get_preprocess = lambda longest_side: preprocess
 
 
-def _import_engine():  # type: ignore[no-untyped-def]
+def _import_engine() -> Any:
     try:
         from rapidocr_onnxruntime import RapidOCR
     except ImportError as exc:

@@ -40,7 +40,7 @@ def isolate(run: Callable[[list[T]], Sequence[R]], items: Sequence[T], *,
         return list(results)
     except fatal:
         raise
-    except Exception as exc:  # noqa: BLE001 - isolate the item that breaks the model
+    except Exception as exc:  # isolate the item that breaks the model
         if is_disk_full(exc):  # the machine's problem: no image is to blame
             raise DiskFull(exc) from exc
         if len(items) == 1:

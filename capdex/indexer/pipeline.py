@@ -42,11 +42,12 @@ from capdex.indexer.plan import KnownFile, plan_changes
 from capdex.indexer.scan import FileStat, ScanProblem, scan
 from capdex.indexer.stage import Stage
 from capdex.indexer.stages import STAGES
+from capdex.indexer.stages.caption import CaptionStage
 from capdex.indexer.watch import ChangeWatcher, WatchError, scopes_for
 from capdex.indexer.xmp import SidecarText
 from capdex.paths import to_store, under
 from capdex.settings import Settings
-from capdex.store import errors, photos
+from capdex.store import errors, looks, photos
 from capdex.store.db import Database
 from capdex.store.index_writer import IndexWriter, VectorChange
 from capdex.store.models import File, Vector
@@ -98,6 +99,11 @@ class IndexSummary:
     ocr_read: int = 0
     ocr_with_text: int = 0
     ocr_seconds: float = 0.0
+    faces_scanned: int = 0
+    faces_found: int = 0
+    #: Photos the place stage looked at, and those it named a place for (the rest: no GPS).
+    places_read: int = 0
+    places_found: int = 0
     interrupted: bool = False
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -118,6 +124,10 @@ class IndexSummary:
             text += f", {self.sidecars_failed} could not be" if self.sidecars_failed else ""
         if self.ocr_read:
             text += f"; OCR read {self.ocr_read} photo(s), {self.ocr_with_text} with text"
+        if self.faces_scanned:
+            text += f"; {self.faces_found} face(s) in {self.faces_scanned} photo(s) looked at"
+        if self.places_read:
+            text += f"; places for {self.places_found} of {self.places_read} photo(s)"
         return text + ("; interrupted" if self.interrupted else "")
 
     @property
@@ -125,7 +135,8 @@ class IndexSummary:
         """Whether anything changed (watch mode prints only batches that did)."""
         return bool(self.new or self.changed or self.moved or self.copied or self.removed
                     or self.recaptioned or self.reembedded or self.failures
-                    or self.sidecar_captions or self.sidecars_written or self.ocr_read)
+                    or self.sidecar_captions or self.sidecars_written or self.ocr_read
+                    or self.faces_scanned or self.places_read)
 
     def as_dict(self) -> dict[str, object]:
         skip = ("failures", "stage_seconds", "stage_failures")
@@ -174,6 +185,7 @@ class Indexer:
         #: The one owner of the vector index's upkeep for this run.
         self.writer = IndexWriter.for_data_dir(settings, db, self.embedder.name,
                                              lambda: self.embedder.dim)
+        self._looks_writer: IndexWriter | None = None
 
     def stage(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -185,7 +197,9 @@ class Indexer:
 
     @property
     def captioner(self) -> Captioner:
-        return self.stage("caption").captioner  # type: ignore[union-attr]
+        stage = self.stage("caption")
+        assert isinstance(stage, CaptionStage), "every run has a caption stage"
+        return stage.captioner
 
     @property
     def batch_size(self) -> int:
@@ -295,6 +309,7 @@ class Indexer:
             self._flow(flow, flow.stored({photo_id: [caption] for photo_id in set(photo_ids)}))
             self._refresh_vectors(summary)
             self.writer.save()
+            self.save_looks()
             summary.seconds = time.monotonic() - started
             return summary
 
@@ -357,6 +372,7 @@ class Indexer:
             report = sidecars.write_machine_captions(self.db, under(File.path, *stored_scopes))
             summary.sidecars_written, summary.sidecars_failed = report.written, report.failed
         self.writer.save(check=full)
+        self.save_looks()
         summary.interrupted = self.stop.is_set()
         summary.seconds = time.monotonic() - started
         return summary
@@ -367,8 +383,13 @@ class Indexer:
         for stage in self.stages:
             try:
                 stage.check()
-            except OcrUnavailable as exc:
+            except self._unavailable as exc:
                 raise IndexerError(str(exc)) from exc
+
+    @property
+    def _unavailable(self) -> tuple[type[BaseException], ...]:
+        """What the optional stages raise when they cannot run at all (OCR's, faces')."""
+        return (OcrUnavailable, *(e for s in self.stages if not s.required for e in s.fatal))
 
     def _pending(self) -> dict[int, list[Stage]]:
         """{stored photo id: the stages it needs} (missing or stale results)."""
@@ -382,7 +403,7 @@ class Indexer:
     def _flow(self, flow: Flow, items: Iterable[Any]) -> None:
         try:
             flow.run(items)
-        except OcrUnavailable as exc:  # e.g. the models do not load; captions are kept
+        except self._unavailable as exc:  # e.g. the models do not load; captions are kept
             raise IndexerError(str(exc)) from exc
         finally:
             flow.summary.ocr_seconds = flow.summary.stage_seconds.get("ocr", 0.0)
@@ -461,6 +482,19 @@ class Indexer:
             self.writer.apply(refresh.finish())
 
     # -- vectors ----------------------------------------------------------------------------------
+    def save_looks(self, *, now: bool = True) -> None:
+        """Bring the looks index (similar photos) in line with the looks the stages stored, if
+        they changed: one count/max query when not. Without `now`, every `index_save_seconds`."""
+        stage = self.stage("looks")
+        if stage is None:
+            return
+        if self._looks_writer is None:
+            dim = looks.dim_of(self.db, stage.version)
+            if dim is None:
+                return  # none stored yet
+            self._looks_writer = IndexWriter.for_looks(self.settings, self.db, stage.version, dim)
+        self._looks_writer.catch_up(now=now)
+
     def _refresh_vectors(self, summary: IndexSummary) -> None:
         """Embed every present photo whose vector of our embedder is missing or stale (an
         embedder change, `--reembed`, an orphan's file back, an older capdex's leftovers)."""

@@ -67,7 +67,7 @@ def _parse(data: bytes) -> tuple[ET.Element, list[tuple[str, str]]]:
     try:
         for event, item in ET.iterparse(BytesIO(data), events=("start-ns", "end")):
             if event == "start-ns":
-                namespaces.append(item)  # type: ignore[arg-type]
+                namespaces.append(item)
             else:
                 root = item
     except ET.ParseError as exc:
@@ -77,7 +77,7 @@ def _parse(data: bytes) -> tuple[ET.Element, list[tuple[str, str]]]:
 
 
 def _descriptions(root: ET.Element) -> list[ET.Element]:
-    return [e for e in root.iter(f"{{{RDF}}}Description")]
+    return list(root.iter(f"{{{RDF}}}Description"))
 
 
 def _lang_alt_text(element: ET.Element) -> str | None:
@@ -149,6 +149,7 @@ def render_sidecar(existing: bytes | None, caption: str, captioner: str,
 
     Every other element and attribute of `existing` is kept.
     """
+    namespaces: list[tuple[str, str]]
     if existing is None:
         root, namespaces = _new_tree(), []
     else:

@@ -9,11 +9,12 @@ from typing import Literal
 
 Mode = Literal["hybrid", "semantic", "keyword"]
 Sort = Literal["relevance", "date"]
-MODES: tuple[str, ...] = ("hybrid", "semantic", "keyword")
-SORTS: tuple[str, ...] = ("relevance", "date")
+MODES: tuple[Mode, ...] = ("hybrid", "semantic", "keyword")
+SORTS: tuple[Sort, ...] = ("relevance", "date")
 MAX_QUERY_LENGTH = 500
 MAX_K = 1000
 MAX_OFFSET = 100_000
+MAX_PERSON_LENGTH = 200
 #: Longest accepted filters (issue 20, point 6: 50,000 characters made SQLite's LIKE fail).
 MAX_FOLDER_LENGTH = 4096
 MAX_CAMERA_LENGTH = 200
@@ -94,11 +95,19 @@ class SearchRequest:
     camera: str | None = None
     #: Only photos that show text (OCR) when True, only those that do not when False.
     has_text: bool | None = None
+    #: Only photos of this person: an id, or a name (`capdex.store.people.person_photos`).
+    person: str | None = None
+    #: Only photos taken in this city, region or country (as the place stage named it).
+    place: str | None = None
+    #: Read places and dates out of `q` as filters (`capdex.search.understand`).
+    parse: bool = True
+    #: Only photos taken in this season where they were taken (read from the query).
+    season: str | None = None
 
     @property
     def filtered(self) -> bool:
         return any((self.taken_after, self.taken_before, self.folder, self.camera,
-                    self.has_text is not None))
+                    self.has_text is not None, self.person, self.place, self.season))
 
     @classmethod
     def build(
@@ -115,6 +124,9 @@ class SearchRequest:
         folder: str | None = None,
         camera: str | None = None,
         has_text: bool | None = None,
+        person: str | int | None = None,
+        place: str | None = None,
+        parse: bool = True,
     ) -> SearchRequest:
         """Check every parameter; raise `SearchRequestError` naming the first bad one."""
         if not isinstance(q, str) or not q.strip():
@@ -150,5 +162,11 @@ class SearchRequest:
         camera = (camera or "").strip() or None
         if has_text is not None and not isinstance(has_text, bool):
             raise SearchRequestError("has_text: must be true or false")
-        return cls(q.strip(), k, offset, mode, min_score, sort or "relevance",  # type: ignore[arg-type]
-                   after, before, folder, camera, has_text)
+        who = " ".join(str(person).split()) if person is not None else ""
+        if len(who) > MAX_PERSON_LENGTH:
+            raise SearchRequestError(f"person: longer than {MAX_PERSON_LENGTH} characters")
+        place = " ".join((place or "").split()) or None
+        if place is not None and len(place) > 200:
+            raise SearchRequestError("place: longer than 200 characters")
+        return cls(q.strip(), k, offset, mode, min_score, sort or "relevance",
+                   after, before, folder, camera, has_text, who or None, place, bool(parse))

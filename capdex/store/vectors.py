@@ -27,7 +27,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -41,18 +42,35 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RepairReport", "VectorIndex", "db_source", "index_is_current", "open_index",
-           "read_meta"]
+__all__ = ["RepairReport", "VectorIndex", "VectorRows", "db_source", "index_is_current",
+           "open_index", "read_meta"]
 #: How long a save waits for another process's save before giving up.
 SAVE_LOCK_TIMEOUT = 300.0
 #: How long a reader whose file fails its checksum waits for a save under way to finish.
 RECHECK_LOCK_TIMEOUT = 10.0
 
 
-def _faiss():  # type: ignore[no-untyped-def]
+def _faiss() -> ModuleType:
     import faiss
 
     return faiss
+
+
+@dataclass(frozen=True)
+class VectorRows:
+    """The table an index caches: its ids of one model, their (count, highest id), and the
+    vectors of some ids. The caption `vectors` table by default; `store.looks` has another."""
+
+    ids: Callable[[Database, str], np.ndarray]
+    stamp: Callable[[Database, str], tuple[int, int | None]]
+    load: Callable[[Database, list[int], int], tuple[np.ndarray, np.ndarray]]
+
+
+def caption_rows() -> VectorRows:
+    """The `vectors` table (caption embeddings)."""
+    from capdex.store import repo
+
+    return VectorRows(repo.vector_ids, repo.vector_stamp, repo.load_vectors)
 
 
 @dataclass(frozen=True)
@@ -145,8 +163,9 @@ class VectorIndex:
 
     def __init__(self, path: Path, embedder: str, dim: int, exact_max: int | None = None, *,
                  compress_above: int | None = None, source: VectorSource | None = None,
-                 mmap: bool = False) -> None:
+                 mmap: bool = False, rows: VectorRows | None = None) -> None:
         self.path = path
+        self.rows = rows or caption_rows()
         self.embedder = embedder
         self.dim = dim
         self.exact_max = exact_max
@@ -163,10 +182,11 @@ class VectorIndex:
     def like(self) -> VectorIndex:
         """An empty index with this one's file and configuration (to load a newer save into)."""
         return VectorIndex(self.path, self.embedder, self.dim, self.exact_max,
-                           compress_above=self.compress_above, source=self.source, mmap=self.mmap)
+                           compress_above=self.compress_above, source=self.source, mmap=self.mmap,
+                           rows=self.rows)
 
     # -- construction -------------------------------------------------------------------------
-    def _empty(self):  # type: ignore[no-untyped-def]
+    def _empty(self) -> Any:
         faiss = _faiss()
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
 
@@ -175,7 +195,7 @@ class VectorIndex:
         """"flat" (exact), "ivf" (approximate) or "ivfpq" (compressed, re-scored exactly)."""
         return self._kind
 
-    def _build_ivf(self, ids: np.ndarray, vectors: np.ndarray):  # type: ignore[no-untyped-def]
+    def _build_ivf(self, ids: np.ndarray, vectors: np.ndarray) -> Any:
         faiss = _faiss()
         nlist, nprobe = ivf_shape(len(ids))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist,
@@ -190,7 +210,7 @@ class VectorIndex:
         index.add_with_ids(np.ascontiguousarray(vectors), np.ascontiguousarray(ids))
         return index
 
-    def _build_pq(self, ids: np.ndarray, read: VectorSource):  # type: ignore[no-untyped-def]
+    def _build_pq(self, ids: np.ndarray, read: VectorSource) -> Any:
         """An IVF-PQ index of these ids' vectors, `read` a chunk at a time (never all at once);
         sets the slack `within` needs from the error measured on the training sample."""
         rng = np.random.default_rng(0)
@@ -248,7 +268,7 @@ class VectorIndex:
                 return False
             log.info("vector index: %d vectors, building a %s index", size, wanted)
             if wanted == PQ:
-                if kind == PQ:
+                if kind == PQ and self.source is not None:  # without a source, returned above
                     ids, read = self.ids(), self.source
                 else:
                     ids, vectors = self._contents()
@@ -326,7 +346,7 @@ class VectorIndex:
             pass
         return None, None
 
-    def _read_file(self):  # type: ignore[no-untyped-def]
+    def _read_file(self) -> Any:
         faiss = _faiss()
         # already of its concrete type; with IO_FLAG_MMAP an IVF file's lists stay on disk
         return faiss.read_index(str(self.path), faiss.IO_FLAG_MMAP if self.mmap else 0)
@@ -455,7 +475,7 @@ class VectorIndex:
         return scores, ids
 
     # -- search -------------------------------------------------------------------------------
-    def _params(self, among: np.ndarray | None, exhaustive: bool = False):  # type: ignore[no-untyped-def]
+    def _params(self, among: np.ndarray | None, exhaustive: bool = False) -> Any:
         """Search parameters restricting results to the ids `among` (None: all).
 
         On the IVF and PQ indexes a small enough `among` (or any, if `exhaustive`) is searched
@@ -560,10 +580,8 @@ class VectorIndex:
     # -- consistency with the database ----------------------------------------------------------
     def sync_with(self, db: Database) -> RepairReport:
         """Make the index hold exactly the database's vectors for this embedder."""
-        from capdex.store import repo
-
         with self._lock:
-            db_ids = repo.vector_ids(db, self.embedder)
+            db_ids = self.rows.ids(db, self.embedder)
             have = self.ids()
             rebuilt = False
             if len(have) != len(np.unique(have)):
@@ -575,7 +593,7 @@ class VectorIndex:
                 self.remove(extra)
             for chunk_start in range(0, len(missing), 10_000):
                 chunk = missing[chunk_start : chunk_start + 10_000]
-                ids, vectors = repo.load_vectors(db, chunk.tolist(), self.dim)
+                ids, vectors = self.rows.load(db, chunk.tolist(), self.dim)
                 self.add(ids, vectors)
             report = RepairReport(added=len(missing), removed=len(extra), rebuilt=rebuilt)
             if report.changed:
@@ -583,7 +601,7 @@ class VectorIndex:
             return report
 
 
-def _kind_of(index) -> str:  # type: ignore[no-untyped-def]
+def _kind_of(index: Any) -> str:
     """The kind of a FAISS index read from a file."""
     faiss = _faiss()
     if isinstance(index, faiss.IndexIDMap2):
@@ -607,12 +625,12 @@ def _reader(ids: np.ndarray, vectors: np.ndarray) -> VectorSource:
     return read
 
 
-def db_source(db: Database, dim: int) -> VectorSource:
-    """A vector source reading the `vectors` table (a few thousand ids per query)."""
-    from capdex.store import repo
+def db_source(db: Database, dim: int, rows: VectorRows | None = None) -> VectorSource:
+    """A vector source reading the `vectors` table, or `rows` (a few thousand ids per query)."""
+    load = (rows or caption_rows()).load
 
     def read(ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        parts = [repo.load_vectors(db, ids[i : i + _SQL_CHUNK], dim)
+        parts = [load(db, ids[i : i + _SQL_CHUNK], dim)
                  for i in range(0, len(ids), _SQL_CHUNK)]
         if not parts:
             return np.empty(0, np.int64), np.empty((0, dim), np.float32)
@@ -638,7 +656,7 @@ def _checksum_matches(path: Path, meta: dict[str, object]) -> bool:
     return expected is None or file_checksum(path) == expected
 
 
-def read_meta(path: Path) -> dict[str, object] | None:
+def read_meta(path: Path) -> dict[str, Any] | None:
     """The small JSON written beside an index file (embedder, dim, count), if readable."""
     try:
         return json.loads(path.with_suffix(path.suffix + ".json").read_text())
@@ -647,7 +665,8 @@ def read_meta(path: Path) -> dict[str, object] | None:
 
 
 def index_is_current(path: Path, db: Database, embedder: str,
-                     exact_max: int | None = None, compress_above: int | None = None) -> bool:
+                     exact_max: int | None = None, compress_above: int | None = None,
+                     rows: VectorRows | None = None) -> bool:
     """Whether the index file holds exactly the database's vectors of `embedder`, judged without
     reading the file or the ids: one count/max query and a stat, for runs that changed no vector.
 
@@ -658,8 +677,6 @@ def index_is_current(path: Path, db: Database, embedder: str,
     cannot see (a file damaged in place, same size) is caught by the checksum the next
     `open_index` verifies, and rebuilt: the next search, or the next run that changes a vector.
     """
-    from capdex.store import repo
-
     meta = read_meta(path)
     if not meta or meta.get("embedder") != embedder or "max_id" not in meta:
         return False
@@ -669,7 +686,7 @@ def index_is_current(path: Path, db: Database, embedder: str,
     except OSError:
         return False
     count = meta.get("count")
-    if repo.vector_stamp(db, embedder) != (count, meta["max_id"]):
+    if (rows or caption_rows()).stamp(db, embedder) != (count, meta["max_id"]):
         return False
     kind = meta.get("kind", FLAT)
     trained_on = meta.get("trained_on") if kind != FLAT else 0
@@ -682,20 +699,22 @@ def index_is_current(path: Path, db: Database, embedder: str,
 def open_index(
     path: Path, db: Database, embedder: str, dim: int | Callable[[], int],
     exact_max: int | None = None, *, compress_above: int | None = None, mmap: bool = False,
+    rows: VectorRows | None = None,
 ) -> VectorIndex:
     """Load the index file, check it against the database, repair and save if they disagree.
 
     `dim` may be a callable (e.g. one that loads the embedding model); it is only called when
     the index file cannot tell the dimension itself. `exact_max`, `compress_above` and `mmap`:
     see `VectorIndex` (searchers that rarely write pass `mmap=True`). The database is the
-    vector source the compressed kind re-scores with.
+    vector source the compressed kind re-scores with. `rows`: the table cached (default: the
+    caption vectors).
     """
     if callable(dim):
         meta = read_meta(path) or {}
         known = meta.get("dim") if meta.get("embedder") == embedder else None
         dim = int(known) if isinstance(known, int) else dim()
     index = VectorIndex(path, embedder, dim, exact_max, compress_above=compress_above,
-                        source=db_source(db, dim), mmap=mmap)
+                        source=db_source(db, dim, rows), mmap=mmap, rows=rows)
     loaded = index.load()
     report = index.sync_with(db)
     # a file whose metadata lacks what `index_is_current` compares (saved without a database,

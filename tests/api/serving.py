@@ -39,6 +39,6 @@ def serving(app: FastAPI) -> Iterator[str]:
         thread.join(15)
 
 
-def configured(settings, **changes):  # type: ignore[no-untyped-def]
+def configured(settings, **changes):
     """`settings` with some fields changed, validated like settings from the environment."""
     return type(settings)(**{**settings.model_dump(), **changes})

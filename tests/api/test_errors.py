@@ -113,7 +113,7 @@ def test_a_lone_surrogate_is_a_4xx_never_a_500(server: str, method: str, path: s
 
 
 def test_a_caption_with_a_lone_surrogate_is_refused_with_a_reason(
-        settings: Settings, colour_folder, embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+        settings: Settings, colour_folder, embedder, colour_captioner) -> None:
     from capdex.indexer.pipeline import Indexer
     from capdex.store.db import Database
 

@@ -177,7 +177,7 @@ def test_is_loopback(host: str, expected: bool) -> None:
 
 # -- serving photo files (issue 20, points 7, 8, 10) ---------------------------------------------
 @pytest.fixture
-def photo_server(settings: Settings, colour_folder: Path, embedder, colour_captioner):  # type: ignore[no-untyped-def]
+def photo_server(settings: Settings, colour_folder: Path, embedder, colour_captioner):
     """A server with photo roots, over an indexed colour folder; yields (url, red photo's id)."""
     from capdex.indexer.pipeline import Indexer
     from capdex.store.db import Database
@@ -201,7 +201,7 @@ IMAGE_ROUTES = ("/file", "/thumbnail", "/preview")
 
 
 def test_an_indexed_photo_replaced_by_a_symlink_to_a_private_file_is_not_served(
-        photo_server, colour_folder: Path, tmp_path: Path, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+        photo_server, colour_folder: Path, tmp_path: Path, settings: Settings) -> None:
     """Issue 20, point 7: `/file` served whatever the stored path pointed at now."""
     url, red = photo_server
     secret = tmp_path / "secret.txt"
@@ -217,7 +217,7 @@ def test_an_indexed_photo_replaced_by_a_symlink_to_a_private_file_is_not_served(
 
 
 def test_a_link_to_the_same_bytes_outside_the_roots_is_not_served(
-        photo_server, colour_folder: Path, tmp_path: Path, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+        photo_server, colour_folder: Path, tmp_path: Path, settings: Settings) -> None:
     url, red = photo_server
     copy = tmp_path / "elsewhere" / "red.jpg"
     copy.parent.mkdir()
@@ -231,7 +231,7 @@ def test_a_link_to_the_same_bytes_outside_the_roots_is_not_served(
 
 
 def test_a_file_overwritten_since_indexing_is_not_served_the_same_bytes_touched_are(
-        photo_server, colour_folder: Path, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+        photo_server, colour_folder: Path, settings: Settings) -> None:
     import os
 
     from tests.conftest import write_colour_photo
@@ -250,7 +250,7 @@ def test_a_file_overwritten_since_indexing_is_not_served_the_same_bytes_touched_
 
 
 def test_a_photo_swapped_for_a_fifo_is_404_at_once(photo_server, colour_folder: Path,
-                                                  settings: Settings) -> None:  # type: ignore[no-untyped-def]
+                                                  settings: Settings) -> None:
     import os
 
     url, red = photo_server
@@ -263,7 +263,7 @@ def test_a_photo_swapped_for_a_fifo_is_404_at_once(photo_server, colour_folder: 
 
 
 def test_indexing_a_root_over_http_does_not_follow_a_link_out_of_it(
-        photo_server, colour_folder: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        photo_server, colour_folder: Path, tmp_path: Path) -> None:
     """Issue 20, point 8: POST /api/index of the root indexed `root/link-out/out.jpg`."""
     import time
 
@@ -285,7 +285,7 @@ def test_indexing_a_root_over_http_does_not_follow_a_link_out_of_it(
 
 
 def test_previews_decode_each_photo_once_and_at_most_n_at_a_time(
-        settings: Settings, colour_folder: Path, embedder, colour_captioner, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        settings: Settings, colour_folder: Path, embedder, colour_captioner, monkeypatch) -> None:
     """Issue 20, point 10: 16 concurrent previews of uncached 120-MP photos took 22.8 GB."""
     import threading
     import time
@@ -302,7 +302,7 @@ def test_previews_decode_each_photo_once_and_at_most_n_at_a_time(
     lock = threading.Lock()
     running, seen = [0], {"max": 0, "calls": 0, "hints": set()}
 
-    def slow_decode(path, **kwargs):  # type: ignore[no-untyped-def]
+    def slow_decode(path, **kwargs):
         with lock:
             running[0] += 1
             seen["calls"] += 1

@@ -111,7 +111,7 @@ def test_heic_under_a_jpg_name_is_decoded(tmp_path: Path) -> None:
     assert out.returncode == 0 and out.stdout.strip() == "(48, 32)", out.stderr
 
 
-def test_size_hint_shrinks_large_non_jpeg_images_but_never_below_the_hint(tmp_path):  # type: ignore[no-untyped-def]
+def test_size_hint_shrinks_large_non_jpeg_images_but_never_below_the_hint(tmp_path):
     import numpy as np
     from PIL import Image
 
@@ -128,7 +128,7 @@ def test_size_hint_shrinks_large_non_jpeg_images_but_never_below_the_hint(tmp_pa
     assert np.abs(np.asarray(decoded.image, dtype=np.int16) - small).max() <= 1
 
 
-def test_a_short_and_long_side_hint_decodes_4_3_photos_at_an_eighth(tmp_path):  # type: ignore[no-untyped-def]
+def test_a_short_and_long_side_hint_decodes_4_3_photos_at_an_eighth(tmp_path):
     """(224, 384): the model's 224 on the short side, a 384 thumbnail box on the long side. A
     12-MP JPEG then decodes at 1/8 scale (500x375), not 1/4 as a 384-per-side hint would ask."""
     from PIL import Image

@@ -42,7 +42,7 @@ def library(tmp_path: Path) -> tuple[Path, dict[str, str], dict[str, str]]:
 
 
 @pytest.fixture
-def indexer(data_dir: Path, embedder):  # type: ignore[no-untyped-def]
+def indexer(data_dir: Path, embedder):
     registry.register(LayoutCaptioner)
     settings = Settings(data_dir=data_dir, captioner="test-layout")
     db = Database(settings.db_url)
@@ -62,7 +62,7 @@ def errors_by_path(db: Database) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_every_file_is_indexed_or_recorded_and_the_run_goes_on(library, indexer, data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_every_file_is_indexed_or_recorded_and_the_run_goes_on(library, indexer, data_dir) -> None:
     root, odd, hostile = library
     run = indexer()
     summary = run.run([root])
@@ -81,7 +81,7 @@ def test_every_file_is_indexed_or_recorded_and_the_run_goes_on(library, indexer,
 
 
 @pytest.mark.slow
-def test_errors_are_listed_counted_kept_and_retried_once_fixed(library, indexer, data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_errors_are_listed_counted_kept_and_retried_once_fixed(library, indexer, data_dir) -> None:
     root, _, hostile = library
     indexer().run([root])
     runner = CliRunner()
@@ -106,7 +106,7 @@ def test_errors_are_listed_counted_kept_and_retried_once_fixed(library, indexer,
     assert str(root / "hostile" / "broken-link.jpg") not in errors_by_path(run.db)
 
 
-def test_retry_failed_retries_unchanged_failures(tmp_path: Path, indexer) -> None:  # type: ignore[no-untyped-def]
+def test_retry_failed_retries_unchanged_failures(tmp_path: Path, indexer) -> None:
     from tests.odd_files import bomb_png
 
     root = tmp_path / "photos"
@@ -120,7 +120,7 @@ def test_retry_failed_retries_unchanged_failures(tmp_path: Path, indexer) -> Non
     assert run.run([root]).failures  # retried (and still broken: its pixel data is a stub)
 
 
-def test_a_data_dir_inside_the_photo_folder_is_not_indexed(tmp_path: Path, embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+def test_a_data_dir_inside_the_photo_folder_is_not_indexed(tmp_path: Path, embedder, colour_captioner) -> None:
     from tests.conftest import write_colour_photo
 
     root = tmp_path / "photos"
@@ -134,7 +134,7 @@ def test_a_data_dir_inside_the_photo_folder_is_not_indexed(tmp_path: Path, embed
         assert len(session.scalars(select(Photo.id)).all()) == 1
 
 
-def _run_within(run: Indexer, roots: list[Path], fifos: list[Path], seconds: float = 120):  # type: ignore[no-untyped-def]
+def _run_within(run: Indexer, roots: list[Path], fifos: list[Path], seconds: float = 120):
     """The run's summary, failing if it blocks; a blocked read is let go (by opening the FIFOs
     for writing) so that a failing test still ends."""
     import threading
@@ -156,7 +156,7 @@ def _run_within(run: Indexer, roots: list[Path], fifos: list[Path], seconds: flo
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
-def test_a_fifo_sidecar_is_ignored_not_waited_for(tmp_path: Path, indexer) -> None:  # type: ignore[no-untyped-def]
+def test_a_fifo_sidecar_is_ignored_not_waited_for(tmp_path: Path, indexer) -> None:
     """Issue 20, point 1: `mkfifo good.jpg.xmp` hung `capdex index` forever."""
     root = tmp_path / "photos"
     root.mkdir()
@@ -169,7 +169,7 @@ def test_a_fifo_sidecar_is_ignored_not_waited_for(tmp_path: Path, indexer) -> No
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
-def test_a_photo_swapped_for_a_fifo_after_the_scan_is_an_error_not_a_hang(tmp_path: Path, indexer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_photo_swapped_for_a_fifo_after_the_scan_is_an_error_not_a_hang(tmp_path: Path, indexer, monkeypatch) -> None:
     """Issue 20, point 2: the scan saw a photo, the read met a FIFO (and waited forever)."""
     from capdex.indexer import pipeline
 
@@ -179,7 +179,7 @@ def test_a_photo_swapped_for_a_fifo_after_the_scan_is_an_error_not_a_hang(tmp_pa
     two_tone("green", "yellow").save(root / "b.jpg")
     real_scan = pipeline.scan
 
-    def scan_then_swap(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def scan_then_swap(*args, **kwargs):
         found = real_scan(*args, **kwargs)
         (root / "b.jpg").unlink()
         os.mkfifo(root / "b.jpg")
@@ -193,7 +193,7 @@ def test_a_photo_swapped_for_a_fifo_after_the_scan_is_an_error_not_a_hang(tmp_pa
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
-def test_a_stored_photo_swapped_for_a_fifo_is_skipped_when_decoded_again(tmp_path: Path, indexer) -> None:  # type: ignore[no-untyped-def]
+def test_a_stored_photo_swapped_for_a_fifo_is_skipped_when_decoded_again(tmp_path: Path, indexer) -> None:
     """A stored photo decoded again (`--recaption`) whose file is now a FIFO: not waited for."""
     root = tmp_path / "photos"
     root.mkdir()
@@ -224,7 +224,7 @@ def test_a_stored_photo_swapped_for_a_fifo_is_skipped_when_decoded_again(tmp_pat
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
-def test_capdex_caption_refuses_a_fifo(tmp_path: Path, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+def test_capdex_caption_refuses_a_fifo(tmp_path: Path, colour_captioner) -> None:
     import threading
 
     fifo = tmp_path / "photo.jpg"
@@ -240,7 +240,7 @@ def test_capdex_caption_refuses_a_fifo(tmp_path: Path, colour_captioner) -> None
         thread.join(30)
         pytest.fail("capdex caption blocked on a FIFO")
     outcome = result[0]
-    assert outcome.exit_code != 0 and "not a regular file" in outcome.output  # type: ignore[attr-defined]
+    assert outcome.exit_code != 0 and "not a regular file" in outcome.output
 
 
 @pytest.mark.slow

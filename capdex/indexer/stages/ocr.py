@@ -62,7 +62,7 @@ class OcrStage(Stage):
         return side if isinstance(side, int) and side > 0 else None
 
     @property
-    def enlarges(self) -> bool:  # type: ignore[override]
+    def enlarges(self) -> bool:
         return self._gate_side is not None
 
     @property
@@ -84,11 +84,11 @@ class OcrStage(Stage):
 
     def run(self, inputs: Sequence[StageInput]) -> list[Any]:
         self.engine.load()  # OcrUnavailable (fatal) here, not per photo
-        out = []
+        out: list[dict[str, Any]] = []
         for item in inputs:
             image = item.view
             if self._gate_side is not None:
-                if not self.engine.has_text(image):  # type: ignore[attr-defined]
+                if not self.engine.has_text(image):  # type: ignore[attr-defined]  # gated engines have it
                     out.append({"engine": self.engine.name, "text": "", "confidence": None})
                     continue
                 side = self.settings.ocr_max_side
