@@ -1,8 +1,8 @@
 """The models behind the registered captioners: where they live on disk and how to fetch them.
 
 Each captioner class carries its `ModelSpec` (files, sizes, extra, download source), so the
-catalogue is whatever the registry holds, plugins included. A model is installed when its folder (`settings.models_dir / folder`, or `--model-path DIR`) holds
-the files its captioner needs. `download()` fetches hub models with `huggingface_hub` and
+catalogue is whatever the registry holds, plugins included. A model is installed when its folder
+(`settings.models_dir / folder`, or `--model-path DIR`) holds the files its captioner needs. `download()` fetches hub models with `huggingface_hub` and
 LibrePhotos' im2txt archive from its release URL (checked against a pinned sha256); a
 `capdex-model.json` manifest written next to the files records where they came from, so
 captions can name the exact weights that produced them.
@@ -71,7 +71,7 @@ def specs() -> dict[str, ModelSpec]:
         try:
             found[name] = get(name)
         except CaptionerError:
-            continue  # a plugin that cannot be imported: `statuses` reports it
+            continue  # a plugin that cannot be imported; choosing it says why
     return found
 
 
