@@ -92,7 +92,8 @@ class OcrStage(Stage):
                     out.append({"engine": self.engine.name, "text": "", "confidence": None})
                     continue
                 side = self.settings.ocr_max_side
-                image = _fit(item.larger((1, side)), side)
+                if max(image.size) >= self._gate_side:  # else the view is the whole photo
+                    image = _fit(item.larger((1, side)), side)
             result = self.engine.read(image)
             out.append({"engine": self.engine.name, "text": result.text,
                         "confidence": result.confidence})
