@@ -179,15 +179,19 @@ class Indexer:
         return self.writer.index
 
     def _warm_up(self) -> None:
-        """Load the captioner and the embedder in a background thread while files are read,
-        so the first batch does not wait for them. Any error is left for first use to raise."""
+        """Load the captioner in a background thread while files are read, so the first batch
+        does not wait for it. Any error is left for first use to raise.
+
+        Not the embedder: the writer thread loads it before the first commit (`Flow`), while the
+        model captions the next batch. Importing sentence-transformers (~1.2 s, mostly holding
+        the GIL) beside the model's load and first batch delayed the first caption (issue 17).
+        """
         models = [s for s in self.stages if not s.worker]
 
         def warm() -> None:
             try:
                 for stage in models:
                     stage.warm_up()
-                self.embedder.warm_up()
             except Exception as exc:  # noqa: BLE001 - reported properly when the model is used
                 log.debug("warming up the models failed: %s", exc)
 
