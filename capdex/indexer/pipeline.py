@@ -29,6 +29,8 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from capdex.atomic import is_stale_temp_file, remove_stale_temp_files
 from capdex.captioners import Captioner
 from capdex.captioners.ocr import OcrUnavailable
@@ -197,6 +199,10 @@ class Indexer:
 
         threading.Thread(target=warm, name="capdex-warm-up", daemon=True).start()
 
+    def _library_is_empty(self) -> bool:
+        with self.db.read() as session:
+            return session.scalars(select(File.id).limit(1)).first() is None
+
     # -- runs -------------------------------------------------------------------------------------
     def run(self, roots: Iterable[str | Path]) -> IndexSummary:
         """One full pass over `roots`: index what is new or changed, forget what is gone."""
@@ -287,6 +293,11 @@ class Indexer:
         started = time.monotonic()
         summary = IndexSummary()
         self._check_stages()
+        # A library's first run: whatever the scan finds is new, so the model loads while it
+        # scans (issue 17). Later runs wait for the plan: an unchanged re-run loads no model.
+        warming = self._library_is_empty()
+        if warming:
+            self._warm_up()
         found = scan(scan_roots, exclude=[self.settings.data_dir])
         for temp in found.temp_files:  # left in photo folders by a killed sidecar write
             if is_stale_temp_file(os.path.basename(temp)):
@@ -306,7 +317,7 @@ class Indexer:
         if self.retry_failed:
             failed = {}
         plan = plan_changes(found.files, known, failed)
-        if any(row is None for _, row in plan.to_hash):  # new paths: most likely new photos
+        if not warming and any(row is None for _, row in plan.to_hash):  # most likely new photos
             self._warm_up()
         # Problems seen before (same path, size and mtime) are still failing, not news.
         problems = [p for p in found.problems if failed.get(p.path) != (p.size, p.mtime_ns)]
