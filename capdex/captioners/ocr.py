@@ -199,10 +199,9 @@ def sharp_region(array) -> tuple[slice, slice] | None:  # type: ignore[no-untype
     import numpy as np
 
     height, width = array.shape[:2]
-    pixels = array.astype(np.int16)
     edges = np.zeros((height, width), dtype=bool)
-    edges[:, :-2] = (np.abs(pixels[:, 2:] - pixels[:, :-2]).max(axis=2) >= GATE_EDGE_LEVELS)
-    edges[:-2] |= (np.abs(pixels[2:] - pixels[:-2]).max(axis=2) >= GATE_EDGE_LEVELS)
+    edges[:, :-2] = _largest_difference(array[:, 2:], array[:, :-2]) >= GATE_EDGE_LEVELS
+    edges[:-2] |= _largest_difference(array[2:], array[:-2]) >= GATE_EDGE_LEVELS
     rows, cols = -(-height // GATE_BLOCK), -(-width // GATE_BLOCK)
     padded = np.zeros((rows * GATE_BLOCK, cols * GATE_BLOCK), dtype=bool)
     padded[:height, :width] = edges
@@ -212,6 +211,15 @@ def sharp_region(array) -> tuple[slice, slice] | None:  # type: ignore[no-untype
         return None
     return (slice(max(0, (int(ys.min()) - 1) * GATE_BLOCK), (int(ys.max()) + 2) * GATE_BLOCK),
             slice(max(0, (int(xs.min()) - 1) * GATE_BLOCK), (int(xs.max()) + 2) * GATE_BLOCK))
+
+
+def _largest_difference(a, b):  # type: ignore[no-untyped-def]
+    """Per pixel, the largest difference of `a` and `b` (uint8 RGB) over the channels. In uint8
+    and channel by channel: int16 copies and `.max(axis=2)` took 30 of 32 ms at 960x720."""
+    import numpy as np
+
+    difference = np.maximum(a, b) - np.minimum(a, b)
+    return np.maximum(np.maximum(difference[..., 0], difference[..., 1]), difference[..., 2])
 
 
 def _detector_input(array):  # type: ignore[no-untyped-def]
