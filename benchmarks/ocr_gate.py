@@ -26,7 +26,7 @@ MAX_PIXELS = 200_000_000
 
 
 def main() -> None:
-    from capdex.captioners.ocr import OcrEngine
+    from capdex.captioners.ocr import DETECT_SIDE, OcrEngine
     from capdex.images import decode_image
     from capdex.settings import Settings
     from tests.captioners.ocr_photos import build
@@ -44,8 +44,8 @@ def main() -> None:
         for path in paths:
             image = decode_image(path, max_pixels=MAX_PIXELS, size_hint=(1, side)).image
             image.thumbnail((side, side))
-            view = decode_image(path, max_pixels=MAX_PIXELS, size_hint=(1, gated.gate_side)).image
-            view.thumbnail((gated.gate_side, gated.gate_side))  # type: ignore[arg-type]
+            view = decode_image(path, max_pixels=MAX_PIXELS, size_hint=(1, DETECT_SIDE)).image
+            view.thumbnail((DETECT_SIDE, DETECT_SIDE))  # what the gate sees (OcrStage.prepare)
             started = time.perf_counter()
             text = full.read(image).text
             read = time.perf_counter() - started

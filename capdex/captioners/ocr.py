@@ -160,8 +160,9 @@ class OcrEngine:
         if region is None:
             return False  # no sharp edge anywhere: nothing to load the model for
         self.load()
+        detector = self._engine.text_det  # type: ignore[attr-defined]
         with self._lock:
-            probabilities = self._engine.text_det.infer(_detector_input(array[region]))[0]
+            probabilities = detector.infer(_detector_input(array[region]))[0]
         return int((probabilities > GATE_THRESHOLD).sum()) >= GATE_MIN_PIXELS
 
     def read(self, image) -> OcrResult:  # type: ignore[no-untyped-def]

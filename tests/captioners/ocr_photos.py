@@ -91,7 +91,7 @@ def draw_text(photo: Image.Image, lines: tuple[str, ...], height_share: float, p
     size = max(8, round(photo.height * height_share))
     font = _font(seed, size)
     boxes = [draw.textbbox((0, 0), line, font=font) for line in lines]
-    width = max(b[2] - b[0] for b in boxes)
+    width = int(max(b[2] - b[0] for b in boxes))
     step = round(size * 1.3)
     x = rng.randint(size // 2, max(size // 2, photo.width - width - size // 2))
     y = rng.randint(size // 2, max(size // 2, photo.height - step * len(lines) - size // 2))
@@ -117,9 +117,9 @@ def build(dest: Path) -> list[Path]:
         if source is not None:
             paths.append(Path(shutil.copy(source, dest / f"{module}-{Path(resource).name}")))
     docs = sorted({p for pattern in DOC_IMAGE_GLOBS for p in glob.glob(pattern)})
-    for source in docs:
-        target = dest / ("doc-" + source.removeprefix("/usr/share/").replace("/", "-"))
-        paths.append(Path(shutil.copy(source, target)))
+    for doc in docs:
+        target = dest / ("doc-" + doc.removeprefix("/usr/share/").replace("/", "-"))
+        paths.append(Path(shutil.copy(doc, target)))
     seed = 0
     for module, resource in BASE_PHOTOS:
         source = _package_file(module, resource)
