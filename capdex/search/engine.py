@@ -224,8 +224,8 @@ class SearchEngine:
     def place_names(self) -> PlaceNames:
         """The places photos were taken in, as queries may name them; read again after the
         vector index changed (the place stage re-embeds what it names) or after a minute."""
-        index = self.index
-        stamp = (id(index), int(time.monotonic() // _NAMES_TTL))
+        # the index as last loaded (not loaded here: keyword searches need neither it nor a model)
+        stamp = (id(self._index), int(time.monotonic() // _NAMES_TTL))
         cached = self._place_names
         if cached is None or cached[0] != stamp:
             with self.db.read() as session:

@@ -94,3 +94,14 @@ def test_cli_place_no_parse_and_weak(indexed: Settings) -> None:
     code, out, _ = capdex("search", "an elephant playing the violin", "--data-dir", data_dir)
     assert code == 0 and out.startswith("No photos match")
     assert "No strong matches — closest photos:" in out and ".jpg" in out
+
+
+def test_cli_index_no_place(tmp_path: Path, data_dir: Path, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+    photos = write_where_when_photos(tmp_path / "photos")
+    code, out, err = capdex("index", str(photos), "--data-dir", str(data_dir), "--captioner",
+                            "test-colour", "--no-ocr", "--no-place", "--json")
+    assert code == 0, err
+    assert json.loads(out)["places_read"] == 0
+    code, out, err = capdex("index", str(photos), "--data-dir", str(data_dir), "--captioner",
+                            "test-colour", "--no-ocr")
+    assert code == 0 and "places for 5 of 6 photo(s)" in out, (out, err)
