@@ -33,8 +33,11 @@ run: install
 	@echo '    capdex search "a cat"'
 	$(BIN)/capdex serve --host $(HOST) --port $(PORT) --photo-root $(PHOTOS)
 
+# Lint and type-check first: seconds, and a failure there stops before the long test run.
 test: install
+	$(BIN)/python -m ruff check --quiet --output-format concise .
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .capdex-data .sample-photos .pytest_cache
+	rm -rf $(VENV) .capdex-data .sample-photos .pytest_cache .mypy_cache .ruff_cache

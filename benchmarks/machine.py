@@ -17,7 +17,7 @@ def describe() -> str:
     except OSError:
         pass
     try:
-        load = " load %.1f/%.1f/%.1f" % os.getloadavg()
+        load = " load {:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
     except OSError:
         load = ""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -177,12 +177,13 @@ def main() -> int:
             ocr_times[name] = time.perf_counter() - started
 
         print("\nOCR text found:")
-        for name, (caption, text) in sorted(photos.items()):
+        for name, (_caption, text) in sorted(photos.items()):
             if text:
                 print(f"  {name}: {text[:70]!r}")
         with_text = [n for n in images if photos[n][1]]
         without = [n for n in images if not photos[n][1]]
-        mean = lambda xs: sum(xs) / len(xs)
+        def mean(xs: list[float]) -> float:
+            return sum(xs) / len(xs)
         print("\n| photos | n | OCR s/photo | caption s/photo | OCR / caption |")
         print("|---|---|---|---|---|")
         for label, group in (("with text", with_text), ("without text", without),

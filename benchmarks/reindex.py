@@ -74,7 +74,7 @@ class BlankOcr(OcrEngine):
     def load(self) -> None:
         pass
 
-    def read(self, image) -> OcrResult:  # type: ignore[no-untyped-def]
+    def read(self, image) -> OcrResult:
         return OcrResult("", None)
 
 
@@ -116,14 +116,14 @@ def main(count: int, repeats: int) -> None:
     embedder = HashEmbedder()
     print(describe(), f"; {count} tiny files")
 
-    def run():  # type: ignore[no-untyped-def]
+    def run():
         return Indexer(settings, db, embedder=embedder, ocr_engine=BlankOcr()).run([root])
 
     repo_root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": str(repo_root)}
     env.pop("CAPDEX_CAPTIONER", None)
 
-    def run_process() -> dict:  # type: ignore[type-arg]
+    def run_process() -> dict:
         out = subprocess.run([sys.executable, "-m", "capdex.api.cli", "index", str(root), "--data-dir",
                               str(settings.data_dir), "--json"], env=env, cwd=repo_root,
                              capture_output=True, text=True, check=True).stdout

@@ -53,7 +53,7 @@ def walk_and_stat(root: Path) -> int:
     return n
 
 
-def timed(label: str, fn, baseline: float | None = None):  # type: ignore[no-untyped-def]
+def timed(label: str, fn, baseline: float | None = None):
     started = time.perf_counter()
     result = fn()
     seconds = time.perf_counter() - started
@@ -72,7 +72,7 @@ def main(count: int) -> None:
     embedder = Embedder("all-MiniLM-L6-v2")
     embedder.embed(["warm up"])
 
-    def run():  # type: ignore[no-untyped-def]
+    def run():
         return Indexer(settings, db, embedder=embedder).run([root])
 
     print(f"{count} photos in {work}")

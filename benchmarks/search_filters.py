@@ -31,14 +31,14 @@ def clustered(rng: np.random.Generator, n: int, centres: int = 2_000, noise: flo
     return points / np.linalg.norm(points, axis=1, keepdims=True)
 
 
-def timed(fn, queries) -> float:  # type: ignore[no-untyped-def]
+def timed(fn, queries) -> float:
     start = time.perf_counter()
     for query in queries:
         fn(query)
     return (time.perf_counter() - start) / len(queries) * 1000
 
 
-def widening(index: VectorIndex, allowed: set[int]):  # type: ignore[no-untyped-def]
+def widening(index: VectorIndex, allowed: set[int]):
     def run(query: np.ndarray) -> list[int]:
         fetch = 4 * K
         while True:

@@ -82,7 +82,7 @@ print(json.dumps({"times": times, "found": found, "before_mb": before, "after_mb
 """.replace("EMBEDDER_NAME", repr(EMBEDDER))
 
 
-def searcher(path: Path, db_url: str, texts: list[str]) -> dict:  # type: ignore[type-arg]
+def searcher(path: Path, db_url: str, texts: list[str]) -> dict:
     out = subprocess.run([sys.executable, "-c", SEARCHER, str(path), db_url],
                          input=json.dumps(texts), check=True, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})

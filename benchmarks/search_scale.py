@@ -46,7 +46,7 @@ def queries() -> list[str]:
             for i in range(QUERIES)]
 
 
-def make_vectors(embedder, count: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+def make_vectors(embedder, count: int) -> np.ndarray:
     base = embedder.embed(captions())
     rng = np.random.default_rng(0)
     out = np.empty((count, base.shape[1]), dtype=np.float32)

@@ -10,8 +10,11 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from capdex.regular_file import NotRegularFile, open_regular
 
 #: Bytes handed to Pillow's decoder at a time (see `_decode`).
 READ_BLOCK = 1 << 23
@@ -97,16 +100,47 @@ def decode_image(
     heif = os.path.splitext(os.fspath(path))[1].lower() in HEIF_EXTENSIONS
     if heif and not register_heif():
         raise ImageLoadError("HEIC/HEIF needs pillow-heif: pip install pillow-heif")
-    source: str | Path | io.BytesIO = path if data is None else io.BytesIO(data)
+    allow_pixels(max_pixels)
     try:
-        return _decode(source, max_pixels, size_hint)
+        return _decode_from(path, data, max_pixels, size_hint)
     except ImageLoadError as exc:
         # Phones sometimes export HEIC under a .jpg name: try again once HEIF is known.
         unknown = isinstance(exc.__cause__, UnidentifiedImageError)
         if not unknown or _heif_state is not None or not _looks_like_heif(path, data):
             raise
         register_heif()
-        return _decode(path if data is None else io.BytesIO(data), max_pixels, size_hint)
+        return _decode_from(path, data, max_pixels, size_hint)
+
+
+def allow_pixels(max_pixels: int) -> None:
+    """Raise Pillow's own decompression-bomb limit to `max_pixels` (CAPDEX_MAX_IMAGE_PIXELS).
+
+    Pillow refuses images over twice its `MAX_IMAGE_PIXELS` (179 MP by default) before our own
+    check runs, so a larger setting had no effect (issue 20, point 9). Process-wide and only
+    ever raised: our own check in `_decode` is the limit that applies to each call.
+    """
+    current = Image.MAX_IMAGE_PIXELS
+    if current is not None and current < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def _decode_from(path: str | Path, data: bytes | None, max_pixels: int,
+                 size_hint: SizeHint | None) -> DecodedImage:
+    """Decode `data`, or the file at `path` opened as a regular file (never a FIFO: it would
+    block; see `capdex.regular_file`)."""
+    if data is not None:
+        return _decode(io.BytesIO(data), max_pixels, size_hint)
+    try:
+        handle = open_regular(path)
+    except FileNotFoundError as exc:
+        raise ImageLoadError("file disappeared before it could be read") from exc
+    except NotRegularFile as exc:
+        raise ImageLoadError("not a regular file (a FIFO, socket or device named like a "
+                             "photo)") from exc
+    except OSError as exc:
+        raise ImageLoadError(f"cannot read: {exc.strerror or exc}") from exc
+    with handle:
+        return _decode(handle, max_pixels, size_hint)
 
 
 def _looks_like_heif(path: str | Path, data: bytes | None = None) -> bool:
@@ -115,7 +149,7 @@ def _looks_like_heif(path: str | Path, data: bytes | None = None) -> bool:
         if data is not None:
             head = data[:12]
         else:
-            with open(path, "rb") as handle:
+            with open_regular(path) as handle:
                 head = handle.read(12)
     except OSError:
         return False
@@ -123,7 +157,7 @@ def _looks_like_heif(path: str | Path, data: bytes | None = None) -> bool:
                                                   b"heis", b"hevc", b"hevx")
 
 
-def _decode(path: str | Path | io.BytesIO, max_pixels: int,
+def _decode(path: str | Path | BinaryIO, max_pixels: int,
             size_hint: SizeHint | None) -> DecodedImage:
     try:
         with warnings.catch_warnings():

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 from sqlalchemy import and_, false, or_
 from sqlalchemy.types import NullType
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement, SQLColumnExpression
 
 _ESCAPED = re.compile(r"\\(\\|x[0-9a-f]{2})")
 
@@ -68,17 +70,17 @@ def is_under(path: str, folder: str) -> bool:
     return path == base or path.startswith(base + os.sep)
 
 
-class _Under(ColumnElement[bool]):
+class _Under(ColumnElement[Any]):
     """`is_under` as SQL, compiled per database (see `under`)."""
 
     type = NullType()  # not Boolean: SQLite would wrap it as "(...) = 1", hiding the index
     inherit_cache = False  # holds plain attributes; statements using it are compiled anew
 
-    def __init__(self, column: ColumnElement[str], folders: tuple[str, ...]) -> None:
+    def __init__(self, column: SQLColumnExpression[str], folders: tuple[str, ...]) -> None:
         self.column, self.folders = column, folders
 
 
-def under(column: ColumnElement[str], *folders: str) -> ColumnElement[bool]:
+def under(column: SQLColumnExpression[str], *folders: str) -> ColumnElement[bool]:
     """Rows whose path `column` is one of `folders` (stored form) or lies below one: `is_under`
     in SQL, exact on every database.
 
@@ -96,7 +98,7 @@ def _base(folder: str) -> str:
 
 
 @compiles(_Under)
-def _under_like(element: _Under, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
+def _under_like(element: _Under, compiler: SQLCompiler, **kw: Any) -> str:
     column = element.column
     parts = [or_(column == f, column.startswith(_base(f) + os.sep, autoescape=True))
              for f in element.folders]
@@ -104,7 +106,7 @@ def _under_like(element: _Under, compiler, **kw) -> str:  # type: ignore[no-unty
 
 
 @compiles(_Under, "sqlite")
-def _under_range(element: _Under, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
+def _under_range(element: _Under, compiler: SQLCompiler, **kw: Any) -> str:
     column, after_sep = element.column, chr(ord(os.sep) + 1)
     parts = [or_(column == f, and_(column >= _base(f) + os.sep, column < _base(f) + after_sep))
              for f in element.folders]

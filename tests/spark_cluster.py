@@ -42,7 +42,7 @@ class SparkCluster:
         """Where the worker runs executors: <app id>/<executor id>/{stdout,stderr}."""
         return self.root / "work"
 
-    def master_state(self) -> dict:  # type: ignore[type-arg]
+    def master_state(self) -> dict:
         """The master's JSON status page (workers, running and completed applications)."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.master_ui_port}/json/", timeout=5) as r:
             return json.load(r)
@@ -120,7 +120,7 @@ def start_cluster(root: Path, *, cores: int = 2, memory: str = "2g",
     return cluster
 
 
-def _wait(cluster: SparkCluster, ready, timeout: float) -> None:  # type: ignore[no-untyped-def]
+def _wait(cluster: SparkCluster, ready, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in cluster.processes):

@@ -30,7 +30,7 @@ class CountingTagger(TaggerCaptioner):
     name = "tagger"
     images_captioned = 0
 
-    def caption_batch(self, images: Sequence) -> list[str]:  # type: ignore[type-arg]
+    def caption_batch(self, images: Sequence) -> list[str]:
         type(self).images_captioned += len(images)
         return super().caption_batch(images)
 
@@ -43,11 +43,11 @@ def photos(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def capdex(data_dir: Path):  # type: ignore[no-untyped-def]
+def capdex(data_dir: Path):
     registry.register(CountingTagger)
     CountingTagger.images_captioned = 0
 
-    def run(*args: str) -> dict:  # type: ignore[type-arg]
+    def run(*args: str) -> dict:
         result = runner.invoke(app, [*args, "--data-dir", str(data_dir), "--json"])
         assert result.exit_code == 0, result.stderr
         return json.loads(result.stdout)
@@ -55,17 +55,17 @@ def capdex(data_dir: Path):  # type: ignore[no-untyped-def]
     return run
 
 
-def search_names(capdex, query: str, k: int = 3) -> list[str]:  # type: ignore[no-untyped-def]
+def search_names(capdex, query: str, k: int = 3) -> list[str]:
     return [Path(r["path"]).name for r in capdex("search", query, "-k", str(k))["results"]]
 
 
-def assert_consistent(capdex, photos: int, files: int) -> None:  # type: ignore[no-untyped-def]
+def assert_consistent(capdex, photos: int, files: int) -> None:
     status = capdex("status")
     assert (status["photos"], status["files"], status["vectors"]) == (photos, files, photos)
     assert status["captioner"] == "tagger"
 
 
-def test_index_search_and_incremental_runs(capdex, photos: Path) -> None:  # type: ignore[no-untyped-def]
+def test_index_search_and_incremental_runs(capdex, photos: Path) -> None:
     n = len(list(photos.iterdir()))
     summary = capdex("index", str(photos))
     assert summary["new"] == n and summary["failed"] == 0

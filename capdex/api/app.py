@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi_offline import FastAPIOffline
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
-from capdex.api import ask_routes, job_routes, photo_routes, photos
+from capdex.api import ask_routes, job_routes, people_routes, photo_routes, photos
 from capdex.api.errors import install_error_handling
 from capdex.api.jobs import JobRunner
+from capdex.api.photo_files import file_response, open_indexed
 from capdex.api.schemas import CaptionIn, Health, PhotoOut, SearchOut, SimilarOut, StatusOut
 from capdex.api.security import install_security
 from capdex.api.status import status as get_status
 from capdex.api.webpage import mount_web
 from capdex import __version__
+from capdex.embedder import Embedder
 from capdex.settings import Settings
 from capdex.indexer.human import (
     CaptionChange,
@@ -28,7 +31,15 @@ from capdex.indexer.human import (
 )
 from capdex.indexer.thumbnails import has_thumbnail, thumbnail_path, write_thumbnail
 from capdex.search.engine import SearchEngine, SearchUnavailable, SimilarNotFound
-from capdex.search.request import MAX_QUERY_LENGTH, SearchRequest, SearchRequestError
+from capdex.search.request import (
+    MAX_CAMERA_LENGTH,
+    MAX_PERSON_LENGTH,
+    MAX_DATE_LENGTH,
+    MAX_FOLDER_LENGTH,
+    MAX_QUERY_LENGTH,
+    SearchRequest,
+    SearchRequestError,
+)
 from capdex.store.db import Database
 from capdex.store.models import Photo
 
@@ -48,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.db_url)
         app.state.db = db
         app.state.engine = SearchEngine(settings, db)
@@ -70,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(photo_routes.router)
     app.include_router(job_routes.router)
     app.include_router(ask_routes.router)
+    app.include_router(people_routes.router)
     mount_web(app)
 
     def engine(request: Request) -> SearchEngine:
@@ -78,7 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def load_photo(request: Request, photo_id: int) -> Photo:
         return photo_routes.photo_or_404(request, photo_id)
 
-    def edit_caption(request: Request, photo_id: int, edit) -> PhotoOut:  # type: ignore[no-untyped-def]
+    def edit_caption(request: Request, photo_id: int,
+                     edit: Callable[[Database, Embedder, int], CaptionChange]) -> PhotoOut:
         """Apply a caption edit, then update the live index and its file before answering, so
         the very next search (here or in another process) finds the new text."""
         search = engine(request)
@@ -102,22 +115,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                 description='What to look for, e.g. "dog on the beach".')],
         k: Annotated[int, Query(ge=1, le=1000, description="Results per page.")] = 20,
         offset: Annotated[int, Query(ge=0, le=100_000, description="Results to skip.")] = 0,
-        mode: Annotated[str | None, Query(description="hybrid (default), semantic or keyword.")] = None,
+        mode: Annotated[str | None, Query(max_length=20, description="hybrid (default), "
+                                          "semantic or keyword.")] = None,
         min_score: Annotated[float | None, Query(
             ge=-1.0, le=1.0, description="Relevance cut-off (default from the settings).")] = None,
-        sort: Annotated[str, Query(description="relevance or date (newest first).")] = "relevance",
-        taken_after: Annotated[str | None, Query(description="ISO date: taken on or after.")] = None,
-        taken_before: Annotated[str | None, Query(description="ISO date: taken on or before.")] = None,
-        folder: Annotated[str | None, Query(description="Only photos under this folder.")] = None,
-        camera: Annotated[str | None, Query(description="Camera make or model contains this.")] = None,
+        sort: Annotated[str, Query(max_length=20, description="relevance or date (newest "
+                                   "first).")] = "relevance",
+        taken_after: Annotated[str | None, Query(
+            max_length=MAX_DATE_LENGTH, description="ISO date: taken on or after.")] = None,
+        taken_before: Annotated[str | None, Query(
+            max_length=MAX_DATE_LENGTH, description="ISO date: taken on or before.")] = None,
+        folder: Annotated[str | None, Query(
+            max_length=MAX_FOLDER_LENGTH, description="Only photos under this folder.")] = None,
+        camera: Annotated[str | None, Query(
+            max_length=MAX_CAMERA_LENGTH, description="Camera make or model contains this.")] = None,
         has_text: Annotated[bool | None, Query(description="Only photos that show text (OCR) "
                                                "(true), or only those that do not (false).")] = None,
+        person: Annotated[str | None, Query(max_length=MAX_PERSON_LENGTH, description="Only photos of this "
+                                            "person: an id or a name (see /api/people).")] = None,
+        place: Annotated[str | None, Query(max_length=200, description="Only photos taken in this "
+                                           "city, region or country.")] = None,
+        parse: Annotated[bool, Query(description="Read places and dates out of q as filters "
+                                     "(\"cat in Tokyo 2019\").")] = True,
     ) -> SearchOut:
         try:
             query = SearchRequest.build(
                 q, k=k, offset=offset, mode=mode, min_score=min_score, sort=sort,
                 taken_after=taken_after, taken_before=taken_before, folder=folder, camera=camera,
-                has_text=has_text)
+                has_text=has_text, person=person, place=place, parse=parse)
             results = engine(request).search(query)
         except SearchRequestError as exc:
             raise HTTPException(422, str(exc)) from exc
@@ -153,25 +178,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             db, embedder, pid, ocr_words=settings.ocr_embed_words))
 
     @app.get("/api/photos/{photo_id}/thumbnail", response_class=FileResponse, tags=["photos"])
-    def thumbnail(request: Request, photo_id: int) -> FileResponse:
+    def thumbnail(request: Request, photo_id: int) -> Response:
         item = load_photo(request, photo_id)
-        path = thumbnail_path(settings, item.content_hash)
-        if not has_thumbnail(settings, item.content_hash):
-            source = photo_routes.existing_file(item)
-            from capdex.images import ImageLoadError, load_image
-
-            try:
-                image = load_image(source, max_pixels=settings.max_image_pixels,
-                                   size_hint=settings.thumbnail_size)
-            except ImageLoadError as exc:
-                raise HTTPException(404, f"photo {photo_id} cannot be read: {exc}") from exc
-            path = write_thumbnail(settings, item.content_hash, image)
+        content_hash = item.content_hash
+        photo_routes.image_maker(request).make(
+            f"thumbnail-{content_hash}", lambda: has_thumbnail(settings, content_hash),
+            lambda: write_thumbnail(settings, content_hash, photo_routes.decode_indexed(
+                request, item, settings.thumbnail_size)))
+        path = thumbnail_path(settings, content_hash)
         etag = f"{item.content_hash[:32]}-t{settings.thumbnail_size}"
         return photo_routes.cached_image(request, path, etag, "image/webp")
 
     @app.get("/api/photos/{photo_id}/file", response_class=FileResponse, tags=["photos"])
-    def original(request: Request, photo_id: int) -> FileResponse:
-        return FileResponse(photo_routes.existing_file(load_photo(request, photo_id)))
+    def original(request: Request, photo_id: int) -> Response:
+        """The photo's file as indexed: a regular file under a photo root (when roots are
+        configured) whose bytes are still those indexed; else a 404 saying why."""
+        opened = open_indexed(load_photo(request, photo_id), settings.photo_roots)
+        return file_response(opened)
 
     @app.get("/api/status", response_model=StatusOut, tags=["meta"])
     def status(request: Request) -> StatusOut:

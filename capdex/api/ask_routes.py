@@ -12,16 +12,19 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from capdex.api.photo_routes import PhotoId, existing_file, photo_or_404
+from capdex.api.photo_routes import PhotoId, decode_indexed, photo_or_404
 from capdex.api.schemas import SearchHitOut
 from capdex.search.ask import Answering, AskFailed, Asker, AskResult, AskUnavailable
 from capdex.search.request import MAX_QUERY_LENGTH, SearchRequestError
+
+if TYPE_CHECKING:
+    from capdex.captioners import Captioner
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["ask"])
@@ -171,7 +174,7 @@ def _events(answering: Answering) -> Iterator[str]:
         yield _sse("done", _out(result).model_dump(mode="json"))
     except AskFailed as exc:
         yield _sse("error", {"status": 502, "detail": str(exc)})
-    except Exception:  # noqa: BLE001 - the stream has started: say so in it, log the rest
+    except Exception:  # the stream has started: say so in it, log the rest
         log.exception("ask failed while streaming")
         yield _sse("error", {"status": 500, "detail": "internal error; the server log has the "
                                                       "details"})
@@ -195,8 +198,6 @@ def ask_photo(request: Request, photo_id: PhotoId, body: PhotoAskIn) -> PhotoAsk
         ModelNotInstalledError,
         QuestionsNotSupported,
     )
-    from capdex.images import ImageLoadError, load_image
-
     settings = request.app.state.settings
     photo = photo_or_404(request, photo_id)
     name = body.captioner or settings.captioner
@@ -204,12 +205,7 @@ def ask_photo(request: Request, photo_id: PhotoId, body: PhotoAskIn) -> PhotoAsk
         captioner = _answerer(request, name)
     except (QuestionsNotSupported, CaptionerError) as exc:
         raise HTTPException(422, str(exc)) from exc
-    path = existing_file(photo)
-    try:
-        image = load_image(path, max_pixels=settings.max_image_pixels,
-                           size_hint=captioner.input_size)
-    except ImageLoadError as exc:
-        raise HTTPException(404, f"photo {photo_id} cannot be read: {exc}") from exc
+    image = decode_indexed(request, photo, captioner.input_size)
     try:
         answer = captioner.answer(image, body.question)
     except (MissingDependencyError, ModelNotInstalledError) as exc:
@@ -219,7 +215,7 @@ def ask_photo(request: Request, photo_id: PhotoId, body: PhotoAskIn) -> PhotoAsk
     return PhotoAskOut(id=photo_id, question=body.question, answer=answer, captioner=name)
 
 
-def _answerer(request: Request, name: str):  # type: ignore[no-untyped-def]
+def _answerer(request: Request, name: str) -> Captioner:
     """One captioner per name for the server's life (its model loads once, unloads when idle)."""
     from capdex.captioners.questions import answerer
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from capdex.api.cli_common import (
+    MAX_ID,
     CaptionerOpt,
     DataDir,
     EndpointOpt,
@@ -26,6 +27,20 @@ from capdex.api.cli_common import (
     _settings,
 )
 from capdex.api.cli_help import PlainGroup
+
+if TYPE_CHECKING:  # imported where used: `capdex --help` stays fast
+    import threading
+    from collections.abc import Callable, Sequence
+    from types import FrameType
+
+    from rich.console import Console
+
+    from capdex.captioners.ocr import OcrResult
+    from capdex.indexer.pipeline import IndexSummary
+    from capdex.search.engine import SearchHit
+    from capdex.search.request import SearchRequest
+    from capdex.settings import Settings
+    from capdex.store.db import Database
 
 app = typer.Typer(
     name="capdex",
@@ -69,6 +84,11 @@ def index(
                           "per captioning batch (default: the captioner's).")] = None,
     ocr: Annotated[bool | None, typer.Option("--ocr/--no-ocr", help="Read the text photos show, "
                    "to search it too (default: on, or CAPDEX_OCR).")] = None,
+    faces: Annotated[bool | None, typer.Option("--faces/--no-faces", help="Find faces and group "
+                     "them into people (needs capdex[faces]; default: off, or CAPDEX_FACES).")] = None,
+    place: Annotated[bool | None, typer.Option("--place/--no-place", help="Name where photos "
+                     "with GPS were taken, and when, to search it too (default: on, or "
+                     "CAPDEX_PLACE).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Caption and embed new or changed photos; forget deleted ones. Safe to re-run any time.
@@ -76,16 +96,17 @@ def index(
     Ctrl-C finishes the batch in hand and stops; the next run carries on from there.
     """
     from capdex.captioners import CaptionerError
+    from capdex.disk_full import DiskFull
     from capdex.indexer.pipeline import Indexer, IndexerError
 
     settings = _settings(data_dir=data_dir, captioner=captioner, model_path=model_path,
                          captioner_endpoint=endpoint, captioner_model=model,
-                         batch_size=batch_size, ocr=ocr)
+                         batch_size=batch_size, ocr=ocr, faces=faces, place=place)
     _check_captioner(settings)
     db = _database(settings)
     live = not as_json and sys.stderr.isatty()
 
-    def report(summary) -> None:  # type: ignore[no-untyped-def]
+    def report(summary: IndexSummary) -> None:
         if as_json:
             _print_json(summary.as_dict())
         elif not watch or summary.did_something:
@@ -96,7 +117,7 @@ def index(
     with _progress(enabled=live and not watch) as progress:
         indexer = Indexer(settings, db, recaption=recaption, reembed=reembed, write_xmp=write_xmp,
                           retry_failed=retry_failed, progress=progress)
-        with _stop_on_signals(indexer.stop):
+        with _stop_on_signals(indexer.stop, settings.stop_grace_seconds):
             try:
                 if watch:
                     if not as_json:
@@ -106,6 +127,8 @@ def index(
                     summary = indexer.run(paths)
             except (IndexerError, CaptionerError) as exc:
                 _fail(str(exc))
+            except DiskFull as exc:
+                _fail(str(exc), code=1)
     if watch:
         typer.echo("stopped", err=True)
         return
@@ -117,19 +140,31 @@ def index(
 
 class _stop_on_signals:
     """Ctrl-C (or SIGTERM, e.g. `docker stop`) sets `stop`: the batch in hand is committed and
-    the run ends cleanly. A second Ctrl-C aborts at once (still safe: see indexer.pipeline)."""
+    the run ends cleanly. A second signal, or a run still going `grace` seconds after the first
+    (a file system that stopped answering), exits at once: as safe as kill -9 (see
+    docs/indexing.md), and the data dir's lock goes with the process."""
 
-    def __init__(self, stop) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, stop: threading.Event, grace: float = 10.0) -> None:
         self.stop = stop
+        self.grace = grace
         self._previous: dict[int, Any] = {}
+        self._timer: Any = None
 
-    def _handle(self, signum, frame) -> None:  # type: ignore[no-untyped-def]
-        import signal
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        import threading
 
-        if self.stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        if self.stop.is_set():
+            _exit_now(130, "aborted")
         self.stop.set()
         typer.echo("stopping after the current batch (Ctrl-C again to abort)", err=True)
+        if not self.grace:  # 0: wait for the batch in hand however long it takes
+            return
+        message = (f"still running {self.grace:g} s after the stop request; aborted (run the "
+                   "same command again to finish)")
+        timer = threading.Timer(self.grace, _exit_now, (130, message))
+        timer.daemon = True
+        timer.start()
+        self._timer = timer
 
     def __enter__(self) -> _stop_on_signals:
         import signal
@@ -143,12 +178,26 @@ class _stop_on_signals:
     def __exit__(self, *exc: object) -> None:
         import signal
 
+        if self._timer is not None:  # the run ended in time
+            self._timer.cancel()
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
 
 
+def _exit_now(code: int, message: str) -> None:
+    """End the process at once, whatever its threads are doing (a read that never returns
+    would keep a normal exit waiting for its thread forever)."""
+    import os
+
+    try:
+        typer.echo(message, err=True)
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
 _STAGES = {"scan": "looking for photos", "hash": "checking files", "caption": "captioning",
-           "ocr": "reading text", "embed": "indexing captions"}
+           "ocr": "reading text", "faces": "finding faces", "embed": "indexing captions"}
 
 
 class _progress:
@@ -159,13 +208,13 @@ class _progress:
     stages (and the last "embed 0/1" frame) on screen around the summary.
     """
 
-    def __init__(self, enabled: bool, console=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, enabled: bool, console: Console | None = None) -> None:
         self.enabled = enabled
         self.console = console
-        self._bar = None
+        self._bar: Any = None  # a rich Progress, imported when shown
         self._task: Any = None
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self) -> Callable[[str, int, int], None] | None:
         if not self.enabled:
             return None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -214,20 +263,32 @@ def search(
                       "make or model contains TEXT.")] = None,
     has_text: Annotated[bool | None, typer.Option("--has-text/--no-text", help="Only photos "
                         "that show text (OCR), or only those that do not.")] = None,
+    person: Annotated[str | None, typer.Option(metavar="PERSON", help="Only photos of PERSON "
+                      "(an id or a name; see `capdex people list`).")] = None,
+    place: Annotated[str | None, typer.Option(metavar="PLACE", help="Only photos taken in this "
+                     "city, region or country.")] = None,
+    parse: Annotated[bool, typer.Option("--parse/--no-parse", help="Read places and dates out "
+                     "of QUERY as filters (\"cat in Tokyo 2019\").")] = True,
     data_dir: DataDir = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search indexed photos by words and meaning."""
     from capdex.search.engine import SearchEngine, SearchUnavailable
-    from capdex.search.request import SearchRequest, SearchRequestError
+    from capdex.search.request import MAX_FOLDER_LENGTH, SearchRequest, SearchRequestError
 
     try:
+        if folder is not None and len(str(folder)) > MAX_FOLDER_LENGTH:
+            raise SearchRequestError(f"folder: longer than {MAX_FOLDER_LENGTH} characters")
         request = SearchRequest.build(
             query, k=k, offset=offset, mode=mode, min_score=min_score, sort=sort,
             taken_after=taken_after, taken_before=taken_before, camera=camera, has_text=has_text,
-            folder=str(folder.expanduser().resolve()) if folder else None)
+            person=person,
+            folder=str(folder.expanduser().resolve()) if folder else None, place=place,
+            parse=parse)
     except SearchRequestError as exc:
         _fail(str(exc))
+    except OSError as exc:  # e.g. a folder name too long for the file system
+        _fail(f"folder: {exc.strerror or exc}")
     settings = _settings(data_dir=data_dir)
     db = _indexed_database(settings)
     engine = SearchEngine(settings, db)
@@ -240,15 +301,34 @@ def search(
         return
     for note in results.notes:
         typer.echo(f"note: {note}", err=True)
-    if not results.results:
+    if results.understood and any(v for k, v in results.understood.items() if k != "text"):
+        typer.echo(f"understood: {_understood_line(results.understood)}", err=True)
+    if not results.results or all(hit.weak for hit in results.results):
         typer.echo(_nothing_found(settings, db, request))
+        if results.results:
+            typer.echo("No strong matches — closest photos:")
+            _print_hits(results.results)
         return
     _print_hits(results.results)
     shown = request.offset + len(results.results)
     typer.echo(f"{request.offset + 1}-{shown} of {results.total} ({results.mode})")
 
 
-def _nothing_found(settings, db, request) -> str:  # type: ignore[no-untyped-def]
+def _understood_line(understood: dict[str, Any]) -> str:
+    """"place Tokyo, taken 2019-01-01 to 2019-12-31, season summer; searched "cat""."""
+    parts = []
+    if understood.get("place"):
+        parts.append(f"place {understood['place']}")
+    after, before = understood.get("taken_after"), understood.get("taken_before")
+    if after or before:
+        parts.append(f"taken {after or '…'} to {before or '…'}")
+    if understood.get("season"):
+        parts.append(f"season {understood['season']}")
+    text = understood.get("text")
+    return ", ".join(parts) + (f'; searched "{text}"' if text else "; filters only")
+
+
+def _nothing_found(settings: Settings, db: Database, request: SearchRequest) -> str:
     """Why a search came back empty: how many photos it looked at, and what to try."""
     from capdex.store import repo
 
@@ -263,14 +343,19 @@ def _nothing_found(settings, db, request) -> str:  # type: ignore[no-untyped-def
     return line + f" (cut-off {cut:g}; `--min-score 0` shows weaker matches)."
 
 
-def _print_hits(hits) -> None:  # type: ignore[no-untyped-def]
+def _print_hits(hits: Sequence[SearchHit]) -> None:
     for hit in hits:
         why = []
-        match = hit.match or {}
+        match: dict[str, Any] = hit.match or {}
         if match.get("keyword"):
             why.append(f"words: {match['keyword']['snippet'] or ', '.join(match['keyword']['terms'])}")
         if match.get("semantic"):
             why.append(f"meaning: {match['semantic']['score']:.2f}")
+        if match.get("looks"):
+            same = ", the same picture" if match["looks"]["near_duplicate"] else ""
+            why.append(f"looks: {match['looks']['score']:.2f}{same}")
+        if match.get("caption"):
+            why.append(f"caption: {match['caption']['score']:.2f}")
         taken = f"  {hit.taken_at:%Y-%m-%d}" if hit.taken_at else ""
         typer.echo(f"{hit.score:6.3f}  {hit.path}{taken}\n        {hit.caption}")
         if why:
@@ -281,14 +366,15 @@ def _print_hits(hits) -> None:  # type: ignore[no-untyped-def]
 
 @app.command()
 def similar(
-    photo_id: Annotated[int, typer.Argument(metavar="ID",
+    photo_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=MAX_ID,
                                             help="The photo's id (see `search --json`).")],
     k: Annotated[int, typer.Option("-k", "--limit", min=1, max=1000, metavar="N",
                                    help="How many photos.")] = 10,
     data_dir: DataDir = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Photos whose captions mean what this photo's caption means."""
+    """Photos that look like this one (near-duplicates first), else whose captions mean the
+    same."""
     from capdex.search.engine import SearchEngine, SimilarNotFound
 
     settings = _settings(data_dir=data_dir)
@@ -300,7 +386,9 @@ def similar(
     if as_json:
         _print_json(results.as_dict())
         return
-    typer.echo(f"Like photo {photo_id}: {results.caption}")
+    how = ("by how they look, then by caption" if results.by == "looks"
+           else "by caption (this photo has no image features)")
+    typer.echo(f"Like photo {photo_id} ({how}): {results.caption}")
     if not results.results:
         typer.echo("No other photos.")
     _print_hits(results.results)
@@ -312,6 +400,8 @@ def evaluate(
                                             '"rel": [file names]}.')],
     min_score: Annotated[float | None, typer.Option(min=-1.0, max=1.0, metavar="SCORE",
                          help="Cut-off to use (default: the settings').")] = None,
+    parse: Annotated[bool, typer.Option("--parse/--no-parse", help="Read places and dates out "
+                     "of the queries as filters (--no-parse: as before issue 15).")] = True,
     data_dir: DataDir = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -327,7 +417,7 @@ def evaluate(
     settings = _settings(data_dir=data_dir)
     engine = SearchEngine(settings, _indexed_database(settings))
     modes = ("hybrid", "semantic", "keyword") if engine.keyword.available else ("semantic",)
-    reports = run(engine, items, modes, min_score)
+    reports = run(engine, items, modes, min_score, parse)
     if as_json:
         _print_json({"queries": str(queries), "modes": {r.mode: r.as_dict() for r in reports}})
     else:
@@ -429,7 +519,7 @@ def caption(
         typer.echo(f"  {line}")
 
 
-def _read_text(image: Path, settings):  # type: ignore[no-untyped-def]
+def _read_text(image: Path, settings: Settings) -> OcrResult:
     """The text `image` shows, read as the indexer's OCR stage reads it (same size, engine and
     confidence cut); a missing OCR engine is a clear error naming what to install."""
     from capdex.captioners.ocr import OcrUnavailable, shared_engine
@@ -449,8 +539,8 @@ def _read_text(image: Path, settings):  # type: ignore[no-untyped-def]
 
 @app.command("caption-set")
 def caption_set(
-    photo_id: Annotated[int, typer.Argument(metavar="ID", help="The photo's id (from search "
-                                            "results or the API).")],
+    photo_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=MAX_ID, help="The photo's "
+                                            "id (from search results or the API).")],
     text: Annotated[str | None, typer.Argument(metavar="TEXT", help="The caption: it outranks "
                     "machine captions, and re-captioning never replaces it.")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the human caption; the machine "
@@ -514,7 +604,7 @@ def serve(
     _run_server(settings)
 
 
-def _run_server(settings) -> None:  # type: ignore[no-untyped-def]
+def _run_server(settings: Settings) -> None:
     import uvicorn
 
     from capdex.api.app import create_app
@@ -538,6 +628,10 @@ _register_spark(app)
 from capdex.api.cli_ask import register as _register_ask  # noqa: E402
 
 _register_ask(app)
+
+from capdex.api.cli_people import register as _register_people  # noqa: E402
+
+_register_people(app)
 
 
 def main() -> None:

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+
+if TYPE_CHECKING:  # imported where used: `capdex --help` stays fast
+    from capdex.settings import Settings
+    from capdex.store.db import Database
 
 DataDir = Annotated[
     Path | None,
@@ -27,7 +31,7 @@ ModelOpt = Annotated[str | None, typer.Option("--model", metavar="NAME",
                      help="Model of an HTTP captioner, or a hub id for hf-vlm.")]
 
 
-def _settings(**overrides: Any):  # type: ignore[no-untyped-def]
+def _settings(**overrides: Any) -> Settings:
     """Settings from the environment, with command-line values (those not None) on top."""
     from pydantic import ValidationError
 
@@ -39,7 +43,7 @@ def _settings(**overrides: Any):  # type: ignore[no-untyped-def]
         _fail(f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
 
 
-def _database(settings):  # type: ignore[no-untyped-def]
+def _database(settings: Settings) -> Database:
     from capdex.store.db import Database, StoreError
 
     try:
@@ -52,7 +56,7 @@ class _NoIndex(Exception):
     """The data dir holds no index, or an empty one; the message says where and what to do."""
 
 
-def _indexed_database(settings, photos: bool = True):  # type: ignore[no-untyped-def]
+def _indexed_database(settings: Settings, photos: bool = True) -> Database:
     """The database of an existing index (holding photos, unless `photos` is False); exits 1
     saying so when there is none.
 
@@ -65,8 +69,7 @@ def _indexed_database(settings, photos: bool = True):  # type: ignore[no-untyped
         _fail(str(exc), code=1)
 
 
-def _open_indexed(settings, photos: bool = True):  # type: ignore[no-untyped-def]
-    from sqlalchemy import func, select
+def _open_indexed(settings: Settings, photos: bool = True) -> Database:
     from sqlalchemy.engine import make_url
 
     url = make_url(settings.db_url)
@@ -77,16 +80,14 @@ def _open_indexed(settings, photos: bool = True):  # type: ignore[no-untyped-def
     db = _database(settings)
     if not photos:
         return db
-    from capdex.store.models import File
+    from capdex.store import repo
 
-    with db.read() as session:
-        files = session.scalar(select(func.count(File.id))) or 0
-    if not files:
+    if not repo.file_count(db):
         raise _NoIndex(f"the index {where} holds no photos yet" + _how_to_index(settings))
     return db
 
 
-def _how_to_index(settings) -> str:  # type: ignore[no-untyped-def]
+def _how_to_index(settings: Settings) -> str:
     """What to run instead: index a folder, or point at the data dir that `make run` filled."""
     hint = ". Index a folder first: capdex index ~/Pictures"
     local = Path.cwd() / ".capdex-data"
@@ -98,7 +99,11 @@ def _how_to_index(settings) -> str:  # type: ignore[no-untyped-def]
     return hint
 
 
-def _fail(message: str, code: int = 2) -> None:
+#: Photo ids are 64-bit database integers: a larger one is a usage error, not a traceback.
+MAX_ID = 2**63 - 1
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"capdex: error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -107,7 +112,7 @@ def _print_json(data: object) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, default=str))
 
 
-def _check_captioner(settings) -> None:  # type: ignore[no-untyped-def]
+def _check_captioner(settings: Settings) -> None:
     from capdex.captioners import CaptionerError, registry
 
     try:

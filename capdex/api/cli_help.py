@@ -103,7 +103,7 @@ class PlainGroup(TyperGroup):
         super(TyperGroup, self).format_help(ctx, formatter)  # click's, not typer's rich one
 
     def format_options(self, ctx: Context, formatter: Formatter) -> None:
-        PlainCommand.format_options(self, ctx, formatter)  # type: ignore[arg-type]
+        PlainCommand.format_options(self, ctx, formatter)  # type: ignore[arg-type]  # any click Command
         self.format_commands(ctx, formatter)
 
     def format_commands(self, ctx: Context, formatter: Formatter) -> None:
@@ -118,7 +118,7 @@ class PlainGroup(TyperGroup):
                 formatter.write_dl([(name, short_help(command, limit)) for name, command in rows])
 
     def collect_usage_pieces(self, ctx: Context) -> list[str]:
-        return [*PlainCommand.collect_usage_pieces(self, ctx),  # type: ignore[arg-type]
+        return [*PlainCommand.collect_usage_pieces(self, ctx),  # type: ignore[arg-type]  # any click Command
                 self.subcommand_metavar]
 
 

@@ -60,9 +60,9 @@ def register(app: typer.Typer) -> None:
         data_dir: common.DataDir = None,
         as_json: common.JsonOpt = False,
     ) -> None:
-        """Merge a spark-index result into the store and the vector index (safe to repeat).
+        """Merge a spark-index result into this index (safe to repeat).
 
-        Known photos only gain files, human captions stay, and captions from another embedder
+        It goes into the store and the vector index. Known photos only gain files, human captions stay, and captions from another embedder
         are embedded here with this store's.
         """
         from capdex.indexer.importer import ParquetImportError, import_parquet

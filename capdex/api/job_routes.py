@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -78,14 +79,14 @@ def _runner(request: Request) -> JobRunner:
     return request.app.state.jobs
 
 
-def _started(call) -> JobOut:  # type: ignore[no-untyped-def]
+def _started(call: Callable[[], Job]) -> JobOut:
     try:
         return JobOut.of(call())
     except JobError as exc:
         raise HTTPException(exc.status, exc.reason) from exc
 
 
-_STARTED = {202: {"description": "The job started; poll GET /api/jobs/{id}."},
+_STARTED: dict[int | str, dict[str, Any]] = {202: {"description": "The job started; poll GET /api/jobs/{id}."},
             403: {"description": "A path is outside the photo roots, or there are none."},
             409: {"description": "A job is already running."},
             422: {"description": "Unknown captioner, missing path or malformed request."}}

@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from capdex.disk_full import DiskFull
 from capdex.paths import is_under
 
 if TYPE_CHECKING:
     from capdex.embedder import Embedder
+    from capdex.indexer.pipeline import Indexer
     from capdex.settings import Settings
     from capdex.store.db import Database
 
@@ -207,12 +209,12 @@ class JobRunner:
             else:
                 job.summary = summary.as_dict()
                 job.state = "done"
-        except (CaptionerError, IndexerError) as exc:  # said in the job's error: no traceback
+        except (CaptionerError, IndexerError, DiskFull) as exc:  # said in the job's error
             log.warning("job %s failed: %s", job.id, exc)
             job.state, job.error = "failed", str(exc) or type(exc).__name__
             if not isinstance(exc, IndexerError):
                 _save_index(indexer)
-        except Exception as exc:  # noqa: BLE001 - a failed job reports why instead of vanishing
+        except Exception as exc:  # a failed job reports why instead of vanishing
             log.exception("job %s failed", job.id)
             job.state, job.error = "failed", str(exc) or type(exc).__name__
             if not isinstance(exc, IndexerError):  # IndexerError: it never started
@@ -260,12 +262,12 @@ class JobRunner:
         self.wait(timeout)
 
 
-def _save_index(indexer) -> None:  # type: ignore[no-untyped-def]
+def _save_index(indexer: Indexer | None) -> None:
     """After a failed run, save the vectors it committed so searches see them now, not only
     after the next run repairs the index file from the database."""
     if indexer is None:
         return
     try:
         indexer.writer.save()
-    except Exception:  # noqa: BLE001 - the next run repairs the index from the database
+    except Exception:  # the next run repairs the index from the database
         log.exception("could not save the index after a failed job")

@@ -5,21 +5,24 @@ Images are always found by photo id through the database, never by a path from t
 
 from __future__ import annotations
 
-import os
 from pathlib import Path as FsPath
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from capdex.api import photos
+from capdex.api.photo_files import ImageMaker, decode_slots, read_indexed
 from capdex.api.schemas import LocalDateTime
-from capdex.image_cache import PREVIEWS, cached_path, write_cached
-from capdex.paths import to_fs
+from capdex.image_cache import PREVIEWS, cached_path, is_cached, write_cached
+from capdex.images import SizeHint
 from capdex.settings import Settings
 from capdex.store import repo
 from capdex.store.models import Photo
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 router = APIRouter(tags=["photos"])
 
@@ -53,12 +56,30 @@ def photo_or_404(request: Request, photo_id: int) -> Photo:
     return photo
 
 
-def existing_file(photo: Photo) -> str:
-    """The first of the photo's files still on disk; paths come only from the database."""
-    for file in photo.files:
-        if os.path.isfile(to_fs(file.path)):
-            return to_fs(file.path)
-    raise HTTPException(404, f"photo {photo.id} has no file on disk any more")
+def image_maker(request: Request) -> ImageMaker:
+    """The app's one `ImageMaker` (bounded, de-duplicated full decodes)."""
+    maker = getattr(request.app.state, "images", None)
+    if maker is None:
+        settings: Settings = request.app.state.settings
+        maker = request.app.state.images = ImageMaker(
+            decode_slots(settings.max_image_pixels, settings.preview_decodes))
+    return maker
+
+
+def decode_indexed(request: Request, photo: Photo, size_hint: SizeHint | None) -> Image.Image:
+    """The photo upright, decoded (in draft mode where the format allows) from bytes of its
+    file checked to be the bytes indexed (`photo_files.read_indexed`), holding a decode slot;
+    paths come only from the database. A 404 with the reason when no file qualifies."""
+    from capdex.images import ImageLoadError, decode_image
+
+    settings: Settings = request.app.state.settings
+    with image_maker(request).decoding():
+        path, data = read_indexed(photo, settings.photo_roots)
+        try:
+            return decode_image(path, max_pixels=settings.max_image_pixels, size_hint=size_hint,
+                                data=data).image
+        except ImageLoadError as exc:
+            raise HTTPException(404, f"photo {photo.id} cannot be read: {exc}") from exc
 
 
 def cached_image(request: Request, path: FsPath, etag: str, media_type: str) -> Response:
@@ -102,18 +123,10 @@ def preview(request: Request, photo_id: PhotoId) -> Response:
     """The photo upright, at most 1600 pixels a side, as WebP (made once, then cached)."""
     settings: Settings = request.app.state.settings
     photo = photo_or_404(request, photo_id)
-    path = cached_path(settings, PREVIEWS, photo.content_hash)
-    if not path.exists():
-        _write_preview(settings, existing_file(photo), path, photo_id)
-    return cached_image(request, path, f"{photo.content_hash[:32]}-p{PREVIEW_SIZE}", "image/webp")
-
-
-def _write_preview(settings: Settings, source: str, path: FsPath, photo_id: int) -> None:
-    from capdex.images import ImageLoadError, load_image
-
-    try:
-        image = load_image(source, max_pixels=settings.max_image_pixels, size_hint=PREVIEW_SIZE)
-    except ImageLoadError as exc:
-        raise HTTPException(404, f"photo {photo_id} cannot be read: {exc}") from exc
-    content_hash = path.stem
-    write_cached(settings, PREVIEWS, content_hash, image, PREVIEW_SIZE)
+    content_hash = photo.content_hash
+    image_maker(request).make(
+        f"preview-{content_hash}", lambda: is_cached(settings, PREVIEWS, content_hash),
+        lambda: write_cached(settings, PREVIEWS, content_hash,
+                             decode_indexed(request, photo, PREVIEW_SIZE), PREVIEW_SIZE))
+    path = cached_path(settings, PREVIEWS, content_hash)
+    return cached_image(request, path, f"{content_hash[:32]}-p{PREVIEW_SIZE}", "image/webp")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from capdex.api.schemas import CaptionOut, PhotoOut
+from capdex.api.schemas import CaptionOut, FaceOut, PhotoOut, PlaceOut
 from capdex.store import repo
+from capdex.store.people import face_dict
 from capdex.store.db import Database
 from capdex.store.models import Photo
 
@@ -27,7 +28,18 @@ def photo_out(photo: Photo) -> PhotoOut:
         ocr_text=photo.ocr.text if photo.ocr else None,
         ocr_confidence=photo.ocr.confidence if photo.ocr else None,
         ocr_engine=f"{photo.ocr.engine} {photo.ocr.engine_version}" if photo.ocr else None,
+        faces=[FaceOut.model_validate(face_dict(f, f.person.name if f.person else None))
+               for f in photo.faces],
+        place=_place(photo),
     )
+
+
+def _place(photo: Photo) -> PlaceOut | None:
+    """Where the photo was taken, when the place stage named it (loaded with the photo)."""
+    row = photo.place
+    if row is None or not (row.city or row.region or row.country):
+        return None
+    return PlaceOut(city=row.city, region=row.region, country=row.country)
 
 
 def photo_dict(db: Database, photo_id: int) -> dict[str, object]:

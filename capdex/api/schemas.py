@@ -31,9 +31,24 @@ class KeywordMatchOut(BaseModel):
                               "ocr (the text the photo shows).")
 
 
+class LooksMatch(BaseModel):
+    score: float = Field(description="How alike the two photos look: cosine of their image "
+                         "features, about 1 for the same picture, under 0.5 for other scenes.")
+    near_duplicate: bool = Field(description="The same picture (re-encoded, resized, lightly "
+                                 "edited): listed first.")
+
+
+class CaptionMatch(BaseModel):
+    score: float = Field(description="Cosine of the two photos' caption vectors.")
+
+
 class MatchOut(BaseModel):
     semantic: SemanticMatch | None = None
     keyword: KeywordMatchOut | None = None
+    looks: LooksMatch | None = Field(default=None, description="Similar photos: how alike they "
+                                     "look.")
+    caption: CaptionMatch | None = Field(default=None, description="Similar photos: how alike "
+                                         "their captions are.")
 
 
 class SearchHitOut(BaseModel):
@@ -48,6 +63,20 @@ class SearchHitOut(BaseModel):
     match: MatchOut | None = Field(default=None, description="Why this photo matched.")
     ocr_snippet: str | None = Field(default=None, description="The line of text the photo shows "
                                     "(OCR) that best matches the query; null when it shows none.")
+    weak: bool = Field(default=False, description="Below the relevance cut-off: shown because "
+                       "no photo cleared it (the closest few).")
+
+
+class UnderstoodOut(BaseModel):
+    text: str = Field(description="The words searched by meaning (\"\": filters only).")
+    place: str | None = Field(default=None, description="A city, region or country read from "
+                              "the query, used as a filter.")
+    taken_after: str | None = Field(default=None, description="First day (ISO date) read from "
+                                    "the query.")
+    taken_before: str | None = Field(default=None, description="Last day (ISO date) read from "
+                                     "the query.")
+    season: str | None = Field(default=None, description="A season read from the query, in the "
+                               "hemisphere each photo was taken in.")
 
 
 class SearchOut(BaseModel):
@@ -55,13 +84,19 @@ class SearchOut(BaseModel):
     total: int = Field(description="Matches above the score cut-off, across all pages.")
     mode: str = Field(default="hybrid", description="The mode used (hybrid, semantic, keyword).")
     notes: list[str] = Field(default_factory=list, description="Anything that limited the search.")
+    understood: UnderstoodOut | None = Field(default=None, description="Places and dates read "
+                                             "out of the query as filters; null with parse=false.")
     results: list[SearchHitOut]
 
 
 class SimilarOut(BaseModel):
     id: int
-    caption: str | None = Field(description="The caption whose meaning was matched.")
-    results: list[SearchHitOut]
+    caption: str | None = Field(description="The photo's caption.")
+    by: str = Field(default="caption", description='"looks": by what the photos look like '
+                    "(image features), near-duplicates first, captions second; \"caption\": by "
+                    "caption vectors only (the photo has no image features: another captioner "
+                    "made its caption).")
+    results: list[SearchHitOut] = Field(description="Best first.")
 
 
 class CaptionOut(BaseModel):
@@ -70,6 +105,21 @@ class CaptionOut(BaseModel):
     captioner: str | None
     captioner_version: str | None
     created_at: UtcDateTime
+
+
+class FaceOut(BaseModel):
+    id: int
+    box: list[float] = Field(description="left, top, width, height as fractions of the photo.")
+    score: float = Field(description="The detector's score (higher: surer).")
+    person_id: int | None
+    person_name: str | None = None
+    assigned_by: str = Field(description="machine or human (a human's choice never moves).")
+
+
+class PlaceOut(BaseModel):
+    city: str | None
+    region: str | None
+    country: str | None
 
 
 class PhotoOut(BaseModel):
@@ -93,6 +143,9 @@ class PhotoOut(BaseModel):
                                  "order, as OCR read it; \"\" when none; null when not read.")
     ocr_confidence: float | None = Field(default=None, description="Mean OCR confidence (0–1).")
     ocr_engine: str | None = Field(default=None, description="OCR engine name and version.")
+    faces: list[FaceOut] = Field(default_factory=list, description="Faces found (issue 14).")
+    place: PlaceOut | None = Field(default=None, description="Where it was taken, by name (from "
+                                   "its GPS, offline); null when unknown.")
 
 
 class CaptionIn(BaseModel):

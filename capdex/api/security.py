@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from capdex.api.errors import error_body
 from capdex.settings import Settings
 
 Scope = MutableMapping[str, Any]
@@ -58,7 +59,7 @@ def keys_match(given: str | None, expected: str) -> bool:
 
 async def _send_json(send: Send, status: int, detail: str,
                      headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps({"detail": detail}).encode()
+    body = json.dumps(error_body(detail)).encode()
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         *(headers or []),

@@ -7,6 +7,7 @@ encoded slashes cannot reach other files.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
@@ -18,7 +19,7 @@ WEB_DIR = Path(__file__).parent / "web"
 class _RevalidatedStatic(StaticFiles):
     """Static files that browsers revalidate (cheap 304s), so an upgrade shows at once."""
 
-    def file_response(self, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
         response = super().file_response(*args, **kwargs)
         response.headers["Cache-Control"] = "no-cache"
         return response

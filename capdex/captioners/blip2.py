@@ -6,9 +6,17 @@ prompt, and only the model's own words are kept.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from capdex.captioners.transformers_base import Loaded, TransformersCaptioner, strip_prompt
+from capdex.captioners.base import ModelSpec
+from capdex.captioners.transformers_base import (
+    GB,
+    HUB_PATTERNS,
+    WEIGHTS,
+    Loaded,
+    TransformersCaptioner,
+    strip_prompt,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -16,6 +24,16 @@ if TYPE_CHECKING:
 
 class Blip2Captioner(TransformersCaptioner):
     name: ClassVar[str] = "blip2"
+    spec: ClassVar[ModelSpec] = ModelSpec(
+        "transformers",
+        "BLIP-2 (ViT-g + Q-Former + OPT-2.7b), through transformers; optional prompt.",
+        extra="transformers",
+        folder="blip2",
+        required=("config.json", "*processor_config.json", "tokenizer_config.json", WEIGHTS),
+        hub_id="Salesforce/blip2-opt-2.7b",
+        allow_patterns=HUB_PATTERNS,
+        download_size=int(15.5 * GB),
+    )
     batch_size: ClassVar[int] = 4
     input_size: ClassVar[int | None] = 224
     default_beams: ClassVar[int] = 3
@@ -44,17 +62,17 @@ class Blip2Captioner(TransformersCaptioner):
         return [strip_prompt(text, self.prompt) for text in texts]
 
 
-def _expand_image_tokens(processor: object, model: object) -> None:
+def _expand_image_tokens(processor: Any, model: Any) -> None:
     """Snapshots saved before transformers expanded BLIP-2's image tokens in the processor lack
     `num_query_tokens` (processor) and `image_token_index` (config); fill them in so that the
     query outputs land on the `<image>` placeholders the processor writes."""
-    config = model.config  # type: ignore[attr-defined]
+    config = model.config
     if getattr(processor, "num_query_tokens", None) is None:
-        processor.num_query_tokens = config.num_query_tokens  # type: ignore[attr-defined]
+        processor.num_query_tokens = config.num_query_tokens
     if config.image_token_index is None:
-        tokenizer = processor.tokenizer  # type: ignore[attr-defined]
-        token = processor.image_token  # type: ignore[attr-defined]
+        tokenizer = processor.tokenizer
+        token = processor.image_token
         token_id = tokenizer.convert_tokens_to_ids(getattr(token, "content", token))
-        if token_id >= model.get_input_embeddings().num_embeddings:  # type: ignore[attr-defined]
-            model.resize_token_embeddings(len(tokenizer))  # type: ignore[attr-defined]
+        if token_id >= model.get_input_embeddings().num_embeddings:
+            model.resize_token_embeddings(len(tokenizer))
         config.image_token_index = token_id

@@ -91,7 +91,7 @@ class ModelHandle(Generic[T]):
             if self._release is not None:
                 try:
                     self._release(model)
-                except Exception:  # noqa: BLE001 - unloading must not fail the caller
+                except Exception:  # unloading must not fail the caller
                     log.warning("releasing %s failed", self.name, exc_info=True)
             del model
             gc.collect()

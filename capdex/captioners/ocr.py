@@ -20,6 +20,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
 
 ENGINE_NAME = "rapidocr"
 _PACKAGE = "rapidocr-onnxruntime"
@@ -98,7 +103,7 @@ class OcrEngine:
         self.min_confidence = min_confidence
         if not gate:
             self.gate_side = None
-        self._engine = None
+        self._engine: Any = None  # a RapidOCR (no type hints)
         self._lock = threading.Lock()
 
     @property
@@ -149,7 +154,7 @@ class OcrEngine:
             _pin_detection_side(engine.text_det)
             self._engine = engine
 
-    def has_text(self, image) -> bool:  # type: ignore[no-untyped-def]
+    def has_text(self, image: Image.Image) -> bool:
         """Whether `image` (a PIL image) may show text: the detector, at the scale a full read
         detects at, finds text-like pixels where the photo has sharp edges. Photos it rejects
         need no full `read` (see the module docstring)."""
@@ -160,17 +165,17 @@ class OcrEngine:
         if region is None:
             return False  # no sharp edge anywhere: nothing to load the model for
         self.load()
-        detector = self._engine.text_det  # type: ignore[attr-defined]
+        detector = self._engine.text_det
         with self._lock:
             probabilities = detector.infer(_detector_input(array[region]))[0]
         return int((probabilities > GATE_THRESHOLD).sum()) >= GATE_MIN_PIXELS
 
-    def read(self, image) -> OcrResult:  # type: ignore[no-untyped-def]
+    def read(self, image: Image.Image) -> OcrResult:
         """The text `image` (a PIL image) shows, in reading order; "" when none."""
         self.load()
         array = _rgb_array(image)
         with self._lock:  # one inference at a time: onnxruntime already uses every core
-            found, _ = self._engine(array)  # type: ignore[misc]
+            found, _ = self._engine(array)
         fragments = []
         for points, text, score in found or []:
             xs, ys = [p[0] for p in points], [p[1] for p in points]
@@ -179,13 +184,13 @@ class OcrEngine:
         return assemble(fragments, self.min_confidence)
 
 
-def _rgb_array(image):  # type: ignore[no-untyped-def]
+def _rgb_array(image: Image.Image) -> np.ndarray:
     import numpy as np
 
     return np.asarray(image.convert("RGB"))
 
 
-def _fit(image, side: int):  # type: ignore[no-untyped-def]
+def _fit(image: Image.Image, side: int) -> Image.Image:
     """`image` at most `side` px a side (a copy only when it must shrink)."""
     if max(image.size) <= side:
         return image
@@ -194,7 +199,7 @@ def _fit(image, side: int):  # type: ignore[no-untyped-def]
     return image
 
 
-def sharp_region(array) -> tuple[slice, slice] | None:  # type: ignore[no-untyped-def]
+def sharp_region(array: np.ndarray) -> tuple[slice, slice] | None:
     """The rows and columns spanning `array`'s sharp blocks (GATE_BLOCK), one block of margin
     around them so the detector sees their context; None when no block is sharp."""
     import numpy as np
@@ -214,7 +219,7 @@ def sharp_region(array) -> tuple[slice, slice] | None:  # type: ignore[no-untype
             slice(max(0, (int(xs.min()) - 1) * GATE_BLOCK), (int(xs.max()) + 2) * GATE_BLOCK))
 
 
-def _largest_difference(a, b):  # type: ignore[no-untyped-def]
+def _largest_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per pixel, the largest difference of `a` and `b` (uint8 RGB) over the channels. In uint8
     and channel by channel: int16 copies and `.max(axis=2)` took 30 of 32 ms at 960x720."""
     import numpy as np
@@ -223,7 +228,7 @@ def _largest_difference(a, b):  # type: ignore[no-untyped-def]
     return np.maximum(np.maximum(difference[..., 0], difference[..., 1]), difference[..., 2])
 
 
-def _detector_input(array):  # type: ignore[no-untyped-def]
+def _detector_input(array: np.ndarray) -> np.ndarray:
     """`array` as the PP-OCR detector takes it, at its own scale: edge-padded to multiples of
     32 px, normalised to [-1, 1], NCHW float32 (what the engine's DetPreProcess does, unscaled)."""
     import numpy as np
@@ -235,7 +240,7 @@ def _detector_input(array):  # type: ignore[no-untyped-def]
     return np.ascontiguousarray(normalised.transpose(2, 0, 1)[None])
 
 
-def _pin_detection_side(detector) -> None:  # type: ignore[no-untyped-def]
+def _pin_detection_side(detector: Any) -> None:
     """Make the detector really work at DETECT_SIDE: in "max" mode RapidOCR 1.4 ignores
     `det_limit_side_len` and picks 960, 1500 or 2000 px by the image's own size, so a 12-MP
     photo was searched for text at 2000 px (~1 s, 4x the pixels; measured 0.2 s at 960)."""
@@ -245,7 +250,7 @@ def _pin_detection_side(detector) -> None:  # type: ignore[no-untyped-def]
     detector.get_preprocess = lambda longest_side: preprocess
 
 
-def _import_engine():  # type: ignore[no-untyped-def]
+def _import_engine() -> Any:
     try:
         from rapidocr_onnxruntime import RapidOCR
     except ImportError as exc:

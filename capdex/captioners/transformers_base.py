@@ -26,6 +26,13 @@ if TYPE_CHECKING:
 
     from capdex.settings import Settings
 
+#: Weights in either format transformers reads ("|" separates alternatives).
+WEIGHTS = "*.safetensors|pytorch_model*.bin"
+#: What a transformers model folder holds besides its weights: configs, tokenizer files (BPE
+#: vocab/merges, SentencePiece models) and chat templates.
+HUB_PATTERNS = ("*.json", "*.txt", "*.model", "*.jinja", "*.tiktoken", "*.safetensors")
+GB = 1_000_000_000
+
 
 @functools.cache
 def cpu_has_native_bf16() -> bool:
@@ -76,7 +83,6 @@ class TransformersCaptioner(Captioner):
     """A captioner whose model folder transformers loads; subclasses say how to load and run it."""
 
     #: The extra that installs what `load` imports: `pip install 'capdex[EXTRA]'`.
-    extra: ClassVar[str] = "transformers"
     default_beams: ClassVar[int] = 1
     default_min_length: ClassVar[int] = 0
 
@@ -120,7 +126,7 @@ class TransformersCaptioner(Captioner):
         return f"beams={g['num_beams']};max={g['max_new_tokens']};min={g['min_new_tokens']}{prompt}"
 
     @property
-    def version(self) -> str:  # type: ignore[override]
+    def version(self) -> str:
         return f"{self.name}@{self.weights};{self.dtype};{self.words_settings()}"
 
     @abstractmethod
@@ -132,8 +138,8 @@ class TransformersCaptioner(Captioner):
         """Captions for `images`; runs under torch.inference_mode with the model held."""
 
     def _load(self) -> Loaded:
-        torch = require("torch", self.extra)
-        transformers = require("transformers", self.extra)
+        torch = require("torch", self.spec.extra or "transformers")
+        transformers = require("transformers", self.spec.extra or "transformers")
         _quiet(transformers)
         folder = catalog.require_installed(self.name, self.settings)
         dtype = torch.bfloat16 if self.dtype == "bf16" else torch.float32

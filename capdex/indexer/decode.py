@@ -51,7 +51,7 @@ def decode_for(path: str, data: bytes | None, stages: Sequence[Stage], *, max_pi
     be decoded; a stage whose `prepare` fails is in `failed`.
     """
     extra = list(extra)
-    hint = largest_hint([s.size for s in stages] + extra)
+    hint = largest_hint([*(s.size for s in stages), *extra])
     if hint is None:
         return None
     decoded = decode_image(path, max_pixels=max_pixels, size_hint=hint, data=data)

@@ -63,9 +63,9 @@ def vector_texts(session: Session, photo_ids: Sequence[int],
         return {}
     by_photo: dict[int, list[Caption]] = {}
     for start in range(0, len(ids), 500):
-        for caption in session.scalars(select(Caption).where(
+        for row in session.scalars(select(Caption).where(
                 Caption.photo_id.in_(ids[start : start + 500]))):
-            by_photo.setdefault(caption.photo_id, []).append(caption)
+            by_photo.setdefault(row.photo_id, []).append(row)
     shown = shown_texts(session, ids)
     words = embedded_words(session, ids)
     out = {}
@@ -162,8 +162,8 @@ class VectorRefresh:
             if text is None:  # no caption speaks for it any more: nothing to embed
                 change.removed += repo.delete_vectors_of(self.session, [photo_id])
                 continue
-            if vector is not None and self._before[photo_id] is not None \
-                    and self._before[photo_id].text == text.text:  # type: ignore[union-attr]
+            if vector is not None and (before := self._before[photo_id]) is not None \
+                    and before.text == text.text:
                 if vector[1:] != (text.caption_id, text.ocr_id):  # same words, other rows
                     self.session.execute(update(Vector).where(Vector.id == vector[0]).values(
                         caption_id=text.caption_id, ocr_id=text.ocr_id))
@@ -191,8 +191,8 @@ def photos_needing_vectors(db: Database, embedder: str) -> list[int]:
                                              Vector.embedder == embedder)
         missing = set(session.scalars(select(File.photo_id).distinct()
                                       .where(~has_vector.exists())))
-        shown = {photo_id: ocr_id for photo_id, ocr_id in session.execute(
-            select(OcrText.photo_id, OcrText.id).where(OcrText.text != ""))}
+        shown = dict(session.execute(
+            select(OcrText.photo_id, OcrText.id).where(OcrText.text != "")).all())
         ids = list(shown)
         for start in range(0, len(ids), 500):
             rows = session.execute(select(Vector.photo_id, Vector.ocr_id).where(

@@ -32,8 +32,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from capdex.disk_full import is_disk_full
 from capdex.images import ImageLoadError, decode_image, largest_hint
 from capdex.indexer import sidecars
 from capdex.indexer.decode import StageViews, decode_for
@@ -176,7 +178,7 @@ class _Worker:
                     self.seconds += time.monotonic() - started
                     self.done += len(chunk)
                     self.flow.progress(self.stage.name, self.done, max(self.done, self.total))
-                    self.flow.write(lambda chunk=chunk: self.flow.commit_late(self.stage, chunk))
+                    self.flow.write(partial(self.flow.commit_late, self.stage, chunk))
                 size = sum(_held(item, self.stage) for item in batch)
                 for item in batch:
                     item.views.pop(self.stage.name, None)  # its memory, as soon as it is done
@@ -191,7 +193,8 @@ class _Worker:
 
 def _held(item: Item, stage: Stage) -> int:
     """Bytes an item holds for a worker stage: its view (and its file's bytes, if kept)."""
-    view, size = item.views.get(stage.name), 0
+    view: Any = item.views.get(stage.name)
+    size = 0
     if hasattr(view, "size") and hasattr(view, "mode"):  # a PIL image
         size = view.size[0] * view.size[1] * len(view.getbands())
     elif hasattr(view, "nbytes"):
@@ -277,7 +280,7 @@ class Flow:
             for item in batch:
                 for stage in inline:
                     item.views.pop(stage.name, None)
-            self.write(lambda batch=batch: self.commit_batch(batch), wait=True)
+            self.write(partial(self.commit_batch, batch), wait=True)
 
     def write(self, task: Callable[[], None], wait: bool = False) -> None:
         """Queue `task` for the writer thread; with `wait`, first let the queue shrink to
@@ -412,14 +415,16 @@ class Flow:
         thumb = self.settings.thumbnail_size
         make_thumb = new and not has_thumbnail(self.settings, item.content_hash)
         extra = [(1, thumb)] if make_thumb else []
-        if largest_hint([s.size for s in item.stages] + extra) is None:
+        if largest_hint([*(s.size for s in item.stages), *extra]) is None:
             return item  # no stage needs pixels: they work from the stored facts
         try:
             got = self._decode_bytes(item, item.stages, extra)
         except ImageLoadError as exc:
             item.error = str(exc)
             return item
-        except Exception as exc:  # noqa: BLE001 - one strange file must never stop a run
+        except Exception as exc:  # one strange file must never stop a run
+            if is_disk_full(exc):
+                raise  # ...but a full disk stops it, blaming no photo
             item.error = f"could not read image ({type(exc).__name__}: {exc})"
             return item
         if got is None:
@@ -534,6 +539,7 @@ class Flow:
         summary.reembedded += refresh.reembedded
         self._report(batch)
         self.indexer.writer.maybe_save()
+        self.indexer.save_looks(now=False)
 
     def _report(self, batch: list[Item]) -> None:
         """Progress of the photos the model thread passed on ("caption": what the required
@@ -581,7 +587,7 @@ class Flow:
     def _create_photos(self, session: Any, new: list[Item], refresh: VectorRefresh) -> None:
         """Photos of new content, their files (repointed or added) and sidecar captions."""
         with self.lock:  # files found later (after this commit) are linked after the pass
-            files = [list(item.content.files) for item in new]  # type: ignore[union-attr]
+            files = [list(item.content.files) for item in new if item.content is not None]
             for item, found in zip(new, files, strict=True):
                 item.linked = len(found)
         facts = [_facts(item, found[0][0].size) for item, found in zip(new, files, strict=True)]
@@ -614,7 +620,8 @@ class Flow:
         """New content that cannot be indexed: an error for each of its files (a file whose
         old bytes were a photo points at nothing now: its row goes)."""
         with self.lock:
-            found = list(item.content.files)  # type: ignore[union-attr]
+            assert item.content is not None  # `failed` holds new content only
+            found = list(item.content.files)
             item.linked = len(found)
         self.summary.failed += 1
         self.summary.failures.append((item.path, item.error or ""))

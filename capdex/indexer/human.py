@@ -7,7 +7,10 @@ longer speaks for its photo; the caller then hands the change to its `IndexWrite
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
 
 from capdex.embedder import Embedder
 from capdex.indexer.embed import VectorRefresh
@@ -73,7 +76,7 @@ def clear_human_caption(db: Database, embedder: Embedder, photo_id: int,
 
 
 def _edit(db: Database, embedder: Embedder, photo_id: int, ocr_words: int,
-          change) -> CaptionChange:  # type: ignore[no-untyped-def]
+          change: Callable[[Session], object]) -> CaptionChange:
     embedder.warm_up()  # never load the model while holding the write lock
     with db.session() as session:
         if session.get(Photo, photo_id) is None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from capdex.embedder import Embedder, canonical_name, get_embedder
 from capdex.index_lock import DataDirBusy, index_lock
@@ -73,7 +74,7 @@ def read_rows(source: str | Path) -> Iterator[list[dict[str, Any]]]:
         raise ParquetImportError(f"{source}: no such file or folder")
     try:
         dataset = ds.dataset(str(source), format="parquet")
-    except Exception as exc:  # noqa: BLE001 - pyarrow's errors vary; say what went wrong
+    except Exception as exc:  # pyarrow's errors vary; say what went wrong
         raise ParquetImportError(f"{source} is not readable Parquet: {exc}") from exc
     missing = [c for c in REQUIRED if c not in dataset.schema.names]
     if missing:
@@ -122,7 +123,7 @@ def _stages(settings: Settings) -> dict[str, Stage]:
     """The stages whose results a Parquet file may carry, to write them (no model is loaded)."""
     from capdex.indexer.stages import STAGES
 
-    created = (cls.create(settings, {"ocr": True}) for cls in STAGES)
+    created = (cls.create(settings, {"ocr": True, "faces": True}) for cls in STAGES)
     return {stage.name: stage for stage in created if stage is not None}
 
 
@@ -169,7 +170,7 @@ def _merge(db: Database, rows: list[dict[str, Any]], store_embedder: str,
     return dim
 
 
-def _create_photo(session, row: dict[str, Any], store_embedder: str,  # type: ignore[no-untyped-def]
+def _create_photo(session: Session, row: dict[str, Any], store_embedder: str,
                   stages: dict[str, Stage], ocr_words: int) -> tuple[int, int | None]:
     """A new photo with its machine caption and the other stages' results, and its vector when
     it is our embedder's and embeds what this store would (else `refresh_vectors` embeds it)."""

@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from capdex.disk_full import DiskFull, is_disk_full
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -23,8 +25,9 @@ def isolate(run: Callable[[list[T]], Sequence[R]], items: Sequence[T], *,
             fatal: tuple[type[BaseException], ...] = ()) -> list[R | Failed]:
     """`run(items)`, one result per item; where it raises, the items are run alone.
 
-    An exception in `fatal` (the model cannot run at all: not installed, endpoint down) is
-    raised, never blamed on an image. A wrong number of results counts as a failure of the
+    An exception in `fatal` (the model cannot run at all: not installed, endpoint down), or
+    one saying the disk is full (`capdex.disk_full.DiskFull`), is raised, never blamed on an
+    image. A wrong number of results counts as a failure of the
     batch. `describe(exc)` words the reason a lone item failed.
     """
     items = list(items)
@@ -37,7 +40,9 @@ def isolate(run: Callable[[list[T]], Sequence[R]], items: Sequence[T], *,
         return list(results)
     except fatal:
         raise
-    except Exception as exc:  # noqa: BLE001 - isolate the item that breaks the model
+    except Exception as exc:  # isolate the item that breaks the model
+        if is_disk_full(exc):  # the machine's problem: no image is to blame
+            raise DiskFull(exc) from exc
         if len(items) == 1:
             return [Failed(describe(exc))]
         return [isolate(run, [item], describe=describe, fatal=fatal)[0] for item in items]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from PIL import Image
 
@@ -62,10 +63,10 @@ def _lens(sub: dict) -> str | None:
     return model or make
 
 
-def _degrees(value: object, ref: object, limit: float) -> float | None:
+def _degrees(value: Any, ref: object, limit: float) -> float | None:
     """Degrees from EXIF (degrees, minutes, seconds) rationals and an N/S or E/W reference."""
     try:
-        parts = [float(v) for v in value]  # type: ignore[union-attr]
+        parts = [float(v) for v in value]
     except (TypeError, ValueError, ZeroDivisionError):
         return None
     if not parts or len(parts) > 3 or not all(math.isfinite(p) for p in parts):
@@ -95,7 +96,7 @@ def read_metadata(exif: Image.Exif, upright_size: tuple[int, int]) -> PhotoMetad
 
     Each field is read on its own, so one broken tag loses only that field, never the photo.
     """
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}
     try:
         sub = exif.get_ifd(_EXIF_IFD)
     except Exception:  # noqa: BLE001
@@ -117,4 +118,4 @@ def read_metadata(exif: Image.Exif, upright_size: tuple[int, int]) -> PhotoMetad
         fields["latitude"], fields["longitude"] = read_gps(exif)
     except Exception:  # noqa: BLE001
         pass
-    return PhotoMetadata(upright_size[0], upright_size[1], **fields)  # type: ignore[arg-type]
+    return PhotoMetadata(upright_size[0], upright_size[1], **fields)

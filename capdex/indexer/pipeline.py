@@ -34,6 +34,7 @@ from sqlalchemy import select
 from capdex.atomic import is_stale_temp_file, remove_stale_temp_files
 from capdex.captioners import Captioner
 from capdex.captioners.ocr import OcrUnavailable
+from capdex.disk_full import DiskFull, is_disk_full
 from capdex.embedder import Embedder, get_embedder
 from capdex.index_lock import DataDirBusy, index_lock
 from capdex.indexer import sidecars
@@ -43,11 +44,12 @@ from capdex.indexer.plan import KnownFile, plan_changes
 from capdex.indexer.scan import FileStat, ScanProblem, scan
 from capdex.indexer.stage import Stage
 from capdex.indexer.stages import STAGES
+from capdex.indexer.stages.caption import CaptionStage
 from capdex.indexer.watch import ChangeWatcher, WatchError, scopes_for
 from capdex.indexer.xmp import SidecarText
 from capdex.paths import to_store, under
 from capdex.settings import Settings
-from capdex.store import errors, photos
+from capdex.store import errors, looks, photos
 from capdex.store.db import Database
 from capdex.store.index_writer import IndexWriter, VectorChange
 from capdex.store.models import File, Vector
@@ -58,6 +60,20 @@ log = logging.getLogger(__name__)
 #: (stage, done, total) — stages are "scan", "hash", "caption", "ocr" (and any worker stage's
 #: name) and "embed". Called from the run's threads.
 ProgressCallback = Callable[[str, int, int], None]
+
+
+@contextmanager
+def _stop_when_disk_full() -> Iterator[None]:
+    """A full disk, wherever it surfaced (a commit, a model's cache, the index file), ends the
+    run as `DiskFull`: one message, no photo blamed (`isolate` never records one for it)."""
+    try:
+        yield
+    except DiskFull:
+        raise
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise DiskFull(exc) from exc
+        raise
 
 
 class IndexerError(RuntimeError):
@@ -85,6 +101,11 @@ class IndexSummary:
     ocr_read: int = 0
     ocr_with_text: int = 0
     ocr_seconds: float = 0.0
+    faces_scanned: int = 0
+    faces_found: int = 0
+    #: Photos the place stage looked at, and those it named a place for (the rest: no GPS).
+    places_read: int = 0
+    places_found: int = 0
     interrupted: bool = False
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -105,6 +126,10 @@ class IndexSummary:
             text += f", {self.sidecars_failed} could not be" if self.sidecars_failed else ""
         if self.ocr_read:
             text += f"; OCR read {self.ocr_read} photo(s), {self.ocr_with_text} with text"
+        if self.faces_scanned:
+            text += f"; {self.faces_found} face(s) in {self.faces_scanned} photo(s) looked at"
+        if self.places_read:
+            text += f"; places for {self.places_found} of {self.places_read} photo(s)"
         return text + ("; interrupted" if self.interrupted else "")
 
     @property
@@ -112,7 +137,8 @@ class IndexSummary:
         """Whether anything changed (watch mode prints only batches that did)."""
         return bool(self.new or self.changed or self.moved or self.copied or self.removed
                     or self.recaptioned or self.reembedded or self.failures
-                    or self.sidecar_captions or self.sidecars_written or self.ocr_read)
+                    or self.sidecar_captions or self.sidecars_written or self.ocr_read
+                    or self.faces_scanned or self.places_read)
 
     def as_dict(self) -> dict[str, object]:
         skip = ("failures", "stage_seconds", "stage_failures")
@@ -153,12 +179,15 @@ class Indexer:
         self.progress = progress or (lambda stage, done, total: None)
         #: Set it (e.g. from a Ctrl-C handler) to end the run after the batches in hand.
         self.stop = stop or threading.Event()
+        #: The folders (or files) this run indexes; symlinks out of them are not followed.
+        self._roots: list[str] | None = None
         options = {"captioner": captioner, "recaption": recaption, **stage_options}
         created = (cls.create(settings, options) for cls in STAGES)
         self.stages: list[Stage] = [stage for stage in created if stage is not None]
         #: The one owner of the vector index's upkeep for this run.
         self.writer = IndexWriter.for_data_dir(settings, db, self.embedder.name,
                                              lambda: self.embedder.dim)
+        self._looks_writer: IndexWriter | None = None
 
     def stage(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -170,7 +199,9 @@ class Indexer:
 
     @property
     def captioner(self) -> Captioner:
-        return self.stage("caption").captioner  # type: ignore[union-attr]
+        stage = self.stage("caption")
+        assert isinstance(stage, CaptionStage), "every run has a caption stage"
+        return stage.captioner
 
     @property
     def batch_size(self) -> int:
@@ -207,7 +238,7 @@ class Indexer:
     def run(self, roots: Iterable[str | Path]) -> IndexSummary:
         """One full pass over `roots`: index what is new or changed, forget what is gone."""
         roots = self._check_roots(roots)
-        with self._exclusive():
+        with self._exclusive(), _stop_when_disk_full():
             return self._pass(roots, roots, full=True)
 
     def watch(self, roots: Iterable[str | Path], *, poll: bool = False,
@@ -221,7 +252,7 @@ class Indexer:
         roots = self._check_roots(roots)
         report = on_batch or (lambda summary: None)
         # Watch first, then catch up, so nothing changed during the first pass is missed.
-        with self._exclusive(), self._watching(roots, poll) as watcher:
+        with self._exclusive(), _stop_when_disk_full(), self._watching(roots, poll) as watcher:
             try:
                 report(self._pass(roots, roots, full=True))
                 while not self.stop.is_set():
@@ -238,7 +269,10 @@ class Indexer:
         present = [p for p in scopes if os.path.lexists(p)]
         try:
             report(self._pass(present, scopes, full=False))
-        except Exception:
+        except Exception as exc:
+            if is_disk_full(exc):  # one line, no traceback: the next change tries again
+                log.error("%s", exc if isinstance(exc, DiskFull) else DiskFull(exc))
+                return
             log.exception("indexing %d changed path(s) failed; they will be picked up by their "
                           "next change or the next `capdex index` run", len(scopes))
 
@@ -253,10 +287,12 @@ class Indexer:
             raise IndexerError(str(exc)) from exc
 
     def _check_roots(self, roots: Iterable[str | Path]) -> list[str]:
+        """The roots as absolute OS paths (the run's bounds for symlinks: see `scan`)."""
         checked = [os.path.abspath(os.fspath(r)) for r in roots]
         for root in checked:
             if not os.path.exists(root):
                 raise IndexerError(f"{to_store(root)}: no such file or folder")
+        self._roots = checked
         return checked
 
     @contextmanager
@@ -283,6 +319,7 @@ class Indexer:
             self._flow(flow, flow.stored({photo_id: [caption] for photo_id in set(photo_ids)}))
             self._refresh_vectors(summary)
             self.writer.save()
+            self.save_looks()
             summary.seconds = time.monotonic() - started
             return summary
 
@@ -298,7 +335,8 @@ class Indexer:
         warming = self._library_is_empty()
         if warming:
             self._warm_up()
-        found = scan(scan_roots, exclude=[self.settings.data_dir])
+        found = scan(scan_roots, exclude=[self.settings.data_dir], within=self._roots,
+                     follow_links_out=self.settings.follow_symlinks_out)
         for temp in found.temp_files:  # left in photo folders by a killed sidecar write
             if is_stale_temp_file(os.path.basename(temp)):
                 Path(temp).unlink(missing_ok=True)
@@ -349,6 +387,7 @@ class Indexer:
             report = sidecars.write_machine_captions(self.db, under(File.path, *stored_scopes))
             summary.sidecars_written, summary.sidecars_failed = report.written, report.failed
         self.writer.save(check=full)
+        self.save_looks()
         summary.interrupted = self.stop.is_set()
         summary.seconds = time.monotonic() - started
         return summary
@@ -359,8 +398,13 @@ class Indexer:
         for stage in self.stages:
             try:
                 stage.check()
-            except OcrUnavailable as exc:
+            except self._unavailable as exc:
                 raise IndexerError(str(exc)) from exc
+
+    @property
+    def _unavailable(self) -> tuple[type[BaseException], ...]:
+        """What the optional stages raise when they cannot run at all (OCR's, faces')."""
+        return (OcrUnavailable, *(e for s in self.stages if not s.required for e in s.fatal))
 
     def _pending(self) -> dict[int, list[Stage]]:
         """{stored photo id: the stages it needs} (missing or stale results)."""
@@ -374,7 +418,7 @@ class Indexer:
     def _flow(self, flow: Flow, items: Iterable[Any]) -> None:
         try:
             flow.run(items)
-        except OcrUnavailable as exc:  # e.g. the models do not load; captions are kept
+        except self._unavailable as exc:  # e.g. the models do not load; captions are kept
             raise IndexerError(str(exc)) from exc
         finally:
             flow.summary.ocr_seconds = flow.summary.stage_seconds.get("ocr", 0.0)
@@ -453,6 +497,19 @@ class Indexer:
             self.writer.apply(refresh.finish())
 
     # -- vectors ----------------------------------------------------------------------------------
+    def save_looks(self, *, now: bool = True) -> None:
+        """Bring the looks index (similar photos) in line with the looks the stages stored, if
+        they changed: one count/max query when not. Without `now`, every `index_save_seconds`."""
+        stage = self.stage("looks")
+        if stage is None:
+            return
+        if self._looks_writer is None:
+            dim = looks.dim_of(self.db, stage.version)
+            if dim is None:
+                return  # none stored yet
+            self._looks_writer = IndexWriter.for_looks(self.settings, self.db, stage.version, dim)
+        self._looks_writer.catch_up(now=now)
+
     def _refresh_vectors(self, summary: IndexSummary) -> None:
         """Embed every present photo whose vector of our embedder is missing or stale (an
         embedder change, `--reembed`, an orphan's file back, an older capdex's leftovers)."""

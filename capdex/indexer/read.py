@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from capdex.regular_file import open_regular
+
 #: Files up to this size are held in memory between hashing and decoding; a larger one (a huge
 #: TIFF) is hashed as a stream and decoded from the file, then hashed again to check that the
 #: bytes decoded were the bytes hashed.
@@ -35,8 +37,9 @@ class ReadBytes:
 
 
 def read_photo(fs_path: str) -> ReadBytes:
-    """Read and hash a file (hashlib releases the GIL, so threads overlap). Raises OSError."""
-    with open(fs_path, "rb") as handle:
+    """Read and hash a file (hashlib releases the GIL, so threads overlap). Raises OSError
+    (`capdex.regular_file.NotRegularFile` for a FIFO or device: it would block)."""
+    with open_regular(fs_path) as handle:
         data = handle.read(IN_MEMORY_MAX + 1)
         if len(data) <= IN_MEMORY_MAX:
             return ReadBytes(hashlib.sha256(data).hexdigest(), len(data), data)
@@ -51,7 +54,7 @@ def read_photo(fs_path: str) -> ReadBytes:
 def hash_file(fs_path: str) -> str:
     """SHA-256 of a file's bytes, read as a stream."""
     digest = hashlib.sha256()
-    with open(fs_path, "rb") as handle:
+    with open_regular(fs_path) as handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()

@@ -86,15 +86,26 @@ def sidecar_names(image_name: str) -> tuple[str, str]:
     return lower + SIDECAR_EXTENSION, os.path.splitext(lower)[0] + SIDECAR_EXTENSION
 
 
+#: Why a symbolic link out of the photo roots is not followed (issue 20, point 8).
+LINK_OUT = ("symbolic link out of the photo folder, not followed "
+            "(CAPDEX_FOLLOW_SYMLINKS_OUT=true follows it)")
+
+
 def scan(
     roots: Iterable[str | Path],
     extensions: frozenset[str] = IMAGE_EXTENSIONS,
     exclude: Iterable[str | Path] = (),
+    *,
+    within: Iterable[str | Path] | None = None,
+    follow_links_out: bool = False,
 ) -> ScanResult:
-    """Find image files under `roots`, following directory symlinks but never a cycle.
+    """Find image files under `roots`, following symlinks inside them but never a cycle.
 
-    Folders in `exclude` (e.g. the data dir, if it lies inside a root) are skipped, and so are
-    hidden folders. A file found twice (overlapping roots) is reported once.
+    A symlink (to a file or a folder) whose target, resolved, lies outside every folder of
+    `within` (default: the root it was found under) is a problem, not followed, unless
+    `follow_links_out`: indexing a folder never reaches files outside it. Folders in `exclude`
+    (e.g. the data dir, if it lies inside a root) are skipped, and so are hidden folders. A
+    file found twice (overlapping roots) is reported once.
     """
     result = ScanResult()
     # every image extension, for one C-level `endswith` per name; `is_image_name` decides only
@@ -105,9 +116,14 @@ def scan(
     excluded = {os.path.abspath(os.fspath(p)) for p in exclude}
     seen: set[str] = set()
     listed: dict[str, dict[str, os.DirEntry[str]]] = {}  # sidecars by folder, for single files
+    bounds = None if within is None else [os.path.realpath(os.fspath(w)) for w in within]
     for root in roots:
         root = os.path.abspath(os.fspath(root))
+        inside = _Inside(bounds or [os.path.realpath(root)], follow_links_out)
         if os.path.isfile(root) or (os.path.islink(root) and not os.path.exists(root)):
+            if bounds is not None and os.path.islink(root) and not inside(root):
+                result.problems.append(ScanProblem(to_store(root), LINK_OUT))
+                continue
             _add_explicit_file(root, result, extensions, seen, listed)
             continue
         stack = [root]
@@ -140,11 +156,17 @@ def scan(
                     is_dir = False
                 if is_dir:
                     if not name.startswith("."):
-                        subdirs.append(entry.path)
+                        if entry.is_symlink() and not inside(entry.path):
+                            result.problems.append(ScanProblem(to_store(entry.path), LINK_OUT))
+                        else:
+                            subdirs.append(entry.path)
                     continue
                 lower = name.lower()
                 if lower.endswith(suffixes) and ((one_dot and name[0] != ".")
                                                  or is_image_name(name, extensions)):
+                    if entry.is_symlink() and not inside(entry.path):
+                        result.problems.append(ScanProblem(to_store(entry.path), LINK_OUT))
+                        continue
                     images.append(entry)
                 elif lower.endswith(SIDECAR_EXTENSION):
                     sidecars[lower] = entry
@@ -159,6 +181,20 @@ def scan(
                 _add_entry(entry, prefix, result, seen, sidecar)
             stack.extend(reversed(subdirs))
     return result
+
+
+class _Inside:
+    """Whether a symlink's target, resolved, lies under one of the `bounds` (resolved folders)."""
+
+    def __init__(self, bounds: list[str], follow_links_out: bool) -> None:
+        self.bounds = [os.path.join(b, "") for b in bounds]
+        self.follow = follow_links_out
+
+    def __call__(self, path: str) -> bool:
+        if self.follow:
+            return True
+        target = os.path.realpath(path)
+        return any(os.path.join(target, "").startswith(b) for b in self.bounds)
 
 
 def _add_entry(entry: os.DirEntry[str], prefix: str | None, result: ScanResult, seen: set[str],

@@ -33,7 +33,9 @@ import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from capdex.paths import to_fs
@@ -42,6 +44,7 @@ from capdex.indexer.scan import scan
 
 if TYPE_CHECKING:
     import pandas as pd
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ class SparkSummary:
                 f"{self.partitions} partition(s), {self.seconds:.1f}s -> {self.output}")
 
 
-def _pyspark():  # type: ignore[no-untyped-def]
+def _pyspark() -> ModuleType:
     try:
         import pyarrow  # noqa: F401 - mapInPandas moves batches through Arrow
         import pyspark
@@ -146,11 +149,12 @@ def process_batch(records: list[dict[str, Any]], settings: Settings, stages: lis
     from capdex.indexer.isolate import Failed, isolate
     from capdex.indexer.read import read_photo
     from capdex.indexer.stage import StageInput
+    from capdex.indexer.stages.caption import caption_text
 
     rows: list[dict[str, Any]] = []
     ready: list[tuple[dict[str, Any], Any, Any]] = []  # (row, StageViews, bytes)
     for record in records:
-        row = {column: None for column in COLUMNS}
+        row = dict.fromkeys(COLUMNS)
         row.update(path=record["path"], size=int(record["size"]), mtime_ns=int(record["mtime_ns"]))
         rows.append(row)
         fs_path = to_fs(record["path"])
@@ -172,6 +176,7 @@ def process_batch(records: list[dict[str, Any]], settings: Settings, stages: lis
         except Exception as exc:  # noqa: BLE001 - one strange file must never fail the job
             row["error"] = f"could not read image ({type(exc).__name__}: {exc})"
             continue
+        assert views is not None  # the caption stage always needs pixels
         meta = views.metadata
         row.update(width=meta.width, height=meta.height, taken_at=meta.taken_at,
                    camera_make=meta.camera_make, camera_model=meta.camera_model, lens=meta.lens,
@@ -182,7 +187,7 @@ def process_batch(records: list[dict[str, Any]], settings: Settings, stages: lis
         todo = [(i, row, views, read) for i, (row, views, read) in enumerate(ready)
                 if row["error"] is None and (stage.size is None or stage.name in views.views)]
         inputs = [StageInput(row["path"], None, views.views.get(stage.name), views.metadata,
-                             lambda hint, p=row["path"], r=read: _larger(p, r, hint, settings))
+                             partial(_larger, row["path"], read, settings=settings))
                   for _, row, views, read in todo]
         done = isolate(stage.run, inputs, describe=stage.describe_failure, fatal=stage.fatal)
         for (i, row, _, _), result in zip(todo, done, strict=True):
@@ -199,7 +204,8 @@ def process_batch(records: list[dict[str, Any]], settings: Settings, stages: lis
                  if row["error"] is None and i in results.get(required.name, {})]
     texts = []
     for i, row in captioned:
-        row.update(caption=str(results[required.name][i]), captioner=required.captioner.name,
+        row.update(caption=caption_text(results[required.name][i]),
+                   captioner=required.captioner.name,
                    captioner_version=required.version)
         others = {s.name: {"version": s.version, "result": results[s.name][i]}
                   for s in stages if not s.required and i in results.get(s.name, {})}
@@ -247,9 +253,12 @@ def code_zip() -> Path:
         files += [(f"{package}/{path.relative_to(root).as_posix()}", path)
                   for path in sorted(root.rglob("*"))
                   if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"]
+    metadata = _builtin_entry_points()
     digest = hashlib.sha256()
     for name, path in files:
         digest.update(name.encode() + b"\0" + path.read_bytes())
+    for name, text in metadata:
+        digest.update(name.encode() + b"\0" + text.encode())
     if not _code_dirs:
         _code_dirs.append(tempfile.TemporaryDirectory(prefix="capdex-spark-code-"))
     target = Path(_code_dirs[0].name) / f"capdex-{digest.hexdigest()[:16]}.zip"
@@ -257,7 +266,24 @@ def code_zip() -> Path:
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
             for name, path in files:
                 archive.write(path, name)
+            for name, text in metadata:
+                archive.writestr(name, text)
     return target
+
+
+def _builtin_entry_points() -> list[tuple[str, str]]:
+    """A dist-info folder declaring capdex's own captioners, for the zip: the registry finds
+    built-ins through entry points, and executors have the zip, not capdex's installed metadata."""
+    from importlib.metadata import entry_points
+
+    from capdex.captioners.registry import ENTRY_POINT_GROUP
+
+    lines = [f"{ep.name} = {ep.value}\n" for ep in entry_points(group=ENTRY_POINT_GROUP)
+             if ep.value.startswith("capdex.")]
+    info = "capdex_shipped_captioners-0.dist-info"
+    return [(f"{info}/METADATA", "Metadata-Version: 2.1\nName: capdex-shipped-captioners\n"
+                                 "Version: 0\n"),
+            (f"{info}/entry_points.txt", f"[{ENTRY_POINT_GROUP}]\n" + "".join(lines))]
 
 
 def spark_conf(settings: Settings, master: str, extra: Iterable[str] = ()) -> dict[str, str]:
@@ -300,7 +326,7 @@ def check_master(master: str, timeout: float = 5.0) -> None:
 
 
 def spark_session(master: str | None, settings: Settings | None = None, *,
-                  app_name: str = "capdex-index", conf: Iterable[str] = ()):  # type: ignore[no-untyped-def]
+                  app_name: str = "capdex-index", conf: Iterable[str] = ()) -> SparkSession:
     """A SparkSession for `master` (default: settings.spark_master, else local[*]) that runs
     capdex's code on its executors."""
     _pyspark()
@@ -315,7 +341,7 @@ def spark_session(master: str | None, settings: Settings | None = None, *,
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
-    except Exception as exc:  # noqa: BLE001 - e.g. no Java, a master that refuses the app
+    except Exception as exc:  # e.g. no Java, a master that refuses the app
         raise SparkJobError(f"cannot start Spark with master {master!r}: "
                             f"{job_failure(str(exc))}") from exc
     context = session.sparkContext
@@ -344,7 +370,7 @@ def run_spark_index(roots: Iterable[str | Path], output: str | Path, settings: S
     for root in roots:
         if not os.path.exists(root):
             raise SparkJobError(f"{root}: no such file or folder")
-    found = scan(roots, exclude=[settings.data_dir])
+    found = scan(roots, exclude=[settings.data_dir], follow_links_out=settings.follow_symlinks_out)
     own_session = spark is None
     session = spark or spark_session(master, settings, conf=conf)
     try:
@@ -377,7 +403,7 @@ def _run(spark: Any, found: Any, output: str | Path, settings: Settings,
         captioned = captioned.unionByName(failed, allowMissingColumns=True)
     try:
         captioned.write.mode("overwrite").parquet(str(output))
-    except Exception as exc:  # noqa: BLE001 - Py4J wraps everything; find the cause
+    except Exception as exc:  # Py4J wraps everything; find the cause
         raise SparkJobError(f"the Spark job failed: {job_failure(str(exc))}") from exc
     written = spark.read.parquet(str(output))
     stats = written.agg(F.count(F.lit(1)).alias("n"),

@@ -77,8 +77,12 @@ class Stage(ABC):
     worker: ClassVar[bool] = False
     #: A new photo is stored only when this stage succeeded on it.
     required: ClassVar[bool] = False
-    #: May call `StageInput.larger`: the photo's bytes are kept in memory until it ran.
-    enlarges: bool = False
+
+    @property
+    def enlarges(self) -> bool:
+        """May call `StageInput.larger`: the photo's bytes are kept in memory until it ran."""
+        return False
+
     #: Kinds of words (`capdex.store.words`) this stage writes.
     word_kinds: ClassVar[tuple[str, ...]] = ()
     #: Exceptions meaning the stage cannot run at all: they stop the run (nothing is recorded

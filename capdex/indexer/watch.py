@@ -12,9 +12,13 @@ import os
 import threading
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from capdex.settings import IMAGE_EXTENSIONS
 from capdex.indexer.scan import SIDECAR_EXTENSION, is_image_name
+
+if TYPE_CHECKING:
+    from watchdog.observers.api import BaseObserver
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +43,18 @@ class ChangeWatcher:
         self._first_at: float | None = None
         self._last_at = 0.0
         self._changed = threading.Condition()
-        self._observer = None
+        self._observer: BaseObserver | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
     def __enter__(self) -> ChangeWatcher:
-        from watchdog.events import FileSystemEventHandler
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
         from watchdog.observers import Observer
         from watchdog.observers.polling import PollingObserver
 
         watcher = self
 
         class Handler(FileSystemEventHandler):
-            def on_any_event(self, event) -> None:  # type: ignore[no-untyped-def]
+            def on_any_event(self, event: FileSystemEvent) -> None:
                 if event.event_type in _IGNORED_EVENTS:
                     return
                 if event.is_directory and event.event_type == "modified":

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from io import BytesIO
 
 from capdex.atomic import atomic_write_bytes
+from capdex.regular_file import read_regular
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 DC = "http://purl.org/dc/elements/1.1/"
@@ -66,7 +67,7 @@ def _parse(data: bytes) -> tuple[ET.Element, list[tuple[str, str]]]:
     try:
         for event, item in ET.iterparse(BytesIO(data), events=("start-ns", "end")):
             if event == "start-ns":
-                namespaces.append(item)  # type: ignore[arg-type]
+                namespaces.append(item)
             else:
                 root = item
     except ET.ParseError as exc:
@@ -76,7 +77,7 @@ def _parse(data: bytes) -> tuple[ET.Element, list[tuple[str, str]]]:
 
 
 def _descriptions(root: ET.Element) -> list[ET.Element]:
-    return [e for e in root.iter(f"{{{RDF}}}Description")]
+    return list(root.iter(f"{{{RDF}}}Description"))
 
 
 def _lang_alt_text(element: ET.Element) -> str | None:
@@ -109,8 +110,7 @@ def _field(descriptions: list[ET.Element], name: str) -> str | None:
 
 def read_sidecar(path: str) -> SidecarText:
     """The captions in the sidecar at OS path `path`. Raises XmpError or OSError."""
-    with open(path, "rb") as handle:
-        data = handle.read(MAX_SIDECAR_BYTES + 1)
+    data = read_regular(path, MAX_SIDECAR_BYTES + 1)
     descriptions = _descriptions(_parse(data)[0])
     machine = None
     for description in descriptions:
@@ -149,6 +149,7 @@ def render_sidecar(existing: bytes | None, caption: str, captioner: str,
 
     Every other element and attribute of `existing` is kept.
     """
+    namespaces: list[tuple[str, str]]
     if existing is None:
         root, namespaces = _new_tree(), []
     else:
@@ -195,8 +196,7 @@ def write_sidecar(image_path: str, existing_sidecar: str | None, caption: str, c
     """
     existing = None
     if existing_sidecar is not None:
-        with open(existing_sidecar, "rb") as handle:
-            existing = handle.read(MAX_SIDECAR_BYTES + 1)
+        existing = read_regular(existing_sidecar, MAX_SIDECAR_BYTES + 1)
     data = render_sidecar(existing, caption, captioner, version)
     if data is None:
         return None

@@ -31,7 +31,7 @@ def effective_caption(captions: Iterable[Caption]) -> Caption | None:
     return best
 
 
-def with_human_caption() -> Select[tuple[int]]:
+def with_human_caption() -> Select[int]:
     """A select of the ids of photos a human caption speaks for (the rule above, in SQL)."""
     return select(Caption.photo_id).where(Caption.source == HUMAN)
 

@@ -11,9 +11,13 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    import sqlite3
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -26,7 +30,7 @@ class StoreError(RuntimeError):
 WRITE_OPTION = "capdex_write"
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     # SQLAlchemy, not the sqlite3 module, decides when transactions begin (see _sqlite_begin).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
@@ -39,7 +43,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-def _sqlite_begin(connection) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_begin(connection: Connection) -> None:
     """Writers take SQLite's write lock when their transaction starts, not at their first write.
 
     Several processes write one database (indexer, watch, the server storing a human caption).
@@ -56,7 +60,7 @@ def _sqlite_begin(connection) -> None:  # type: ignore[no-untyped-def]
 _WRITE_LOCK_KEY = 0x63617064657877
 
 
-def _postgres_begin(connection) -> None:  # type: ignore[no-untyped-def]
+def _postgres_begin(connection: Connection) -> None:
     """Writers serialise on PostgreSQL as on SQLite (one writer at a time, from BEGIN on).
 
     capdex's writers read before they write ("has this photo a human caption?"); under READ
@@ -94,7 +98,7 @@ def _head_without_alembic() -> str | None:
     not clear-cut (then Alembic decides). Importing Alembic costs ~0.3 s of every CLI start."""
     revisions, parents = set(), set()
     for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
-        found = dict(m.groups() for m in _REVISION.finditer(path.read_text(encoding="utf-8")))
+        found = {m[1]: m[2] for m in _REVISION.finditer(path.read_text(encoding="utf-8"))}
         if "revision" not in found or "down_revision" not in found:
             return None
         revisions.add(found["revision"])
@@ -171,7 +175,7 @@ class Database:
         try:
             self.engine = make_engine(url)
             _migrate_waiting(self.engine)
-        except Exception as exc:  # noqa: BLE001 - turn any driver error into one clear message
+        except Exception as exc:  # turn any driver error into one clear message
             raise StoreError(f"cannot open database {_redact(url)}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._writers = sessionmaker(

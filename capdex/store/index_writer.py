@@ -82,6 +82,26 @@ class IndexWriter:
                    is_current=current, empty=empty)
 
     @classmethod
+    def for_looks(cls, settings: Settings, db: Database, model: str, dim: int) -> IndexWriter:
+        """The writer of the data dir's looks index (`store.looks`: what photos look like to
+        `model`), beside the caption index. Its rows are written by stages, which report no
+        change: `catch_up` brings the index in line with them."""
+        from capdex.store import looks
+
+        path = settings.data_dir / looks.INDEX_FILE
+
+        def opened() -> VectorIndex:
+            return open_index(path, db, model, dim, settings.exact_search_max,
+                              compress_above=settings.vector_compress_above, rows=looks.ROWS)
+
+        def current() -> bool:
+            return index_is_current(path, db, model, settings.exact_search_max,
+                                    settings.vector_compress_above, rows=looks.ROWS)
+
+        return cls(db, opened, cache=True, save_seconds=settings.index_save_seconds,
+                   is_current=current)
+
+    @classmethod
     def live(cls, db: Database, index: Callable[[], VectorIndex]) -> IndexWriter:
         """A writer for an index kept in memory elsewhere (a searcher's), saving every change."""
         return cls(db, index, cache=False)
@@ -135,6 +155,20 @@ class IndexWriter:
             self.index.save(self.db)
             self._dirty = False
         self._last_save = time.monotonic()
+
+    def catch_up(self, *, now: bool = True) -> None:
+        """Match the database's rows and save, when they changed since the last save (one
+        count/max query when they did not). Without `now`, only every `index_save_seconds`."""
+        if not now and time.monotonic() - self._last_save < self._save_seconds:
+            return
+        if self._is_current is not None and not self._dirty and self._is_current():
+            self._last_save = time.monotonic()
+            return
+        if self.opened:
+            self._dirty = True  # saving brings it in line with the database first
+        else:
+            _ = self.index  # opening repairs and saves
+        self.save()
 
     def sync(self) -> None:
         """Open the index (repairing it from the database if they differ) and save it."""

@@ -19,6 +19,8 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +30,7 @@ from capdex.atomic import atomic_write_with
 VectorSource = Callable[[list[int]], tuple[np.ndarray, np.ndarray]]
 
 
-def _faiss():  # type: ignore[no-untyped-def]
+def _faiss() -> ModuleType:
     import faiss
 
     return faiss
@@ -59,7 +61,7 @@ class PQLayout:
         return cls(dim=dim, nlist=nlist, m=max(fitting))
 
 
-def train_ivfpq(layout: PQLayout, sample: np.ndarray):  # type: ignore[no-untyped-def]
+def train_ivfpq(layout: PQLayout, sample: np.ndarray) -> Any:
     """An empty `faiss.IndexIVFPQ` (inner product) with cells and codebooks trained on `sample`.
 
     No id → list map: a hash table would cost ~30 more bytes per photo. Removal scans the
@@ -78,7 +80,7 @@ def train_ivfpq(layout: PQLayout, sample: np.ndarray):  # type: ignore[no-untype
     return index
 
 
-def score_error(index, sample: np.ndarray, quantile: float = 0.999) -> float:  # type: ignore[no-untyped-def]
+def score_error(index: Any, sample: np.ndarray, quantile: float = 0.999) -> float:
     """How far below the exact score the index may score a vector near the query: the
     `quantile` of x·(x − x̂) over sample vectors x (x̂: x as its code decodes, which is what a
     PQ score is measured against). A query equal to the vector is the worst case: PQ pulls
@@ -91,7 +93,7 @@ def score_error(index, sample: np.ndarray, quantile: float = 0.999) -> float:  #
 
 
 def build_ivfpq(count: int, sample: np.ndarray,
-                chunks: Iterable[tuple[np.ndarray, np.ndarray]]):  # type: ignore[no-untyped-def]
+                chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> Any:
     """A trained, filled IVF-PQ index for about `count` vectors: trained on `sample` (rows of
     the vectors, see `training_size`), then filled from `chunks` of (ids, vectors), so that
     millions of vectors never need to be in memory at once. nprobe as `probes_for`."""
@@ -117,7 +119,7 @@ def probes_for(nlist: int) -> int:
     return max(8, min(nlist, nlist // 10))
 
 
-def in_memory(index) -> None:  # type: ignore[no-untyped-def]
+def in_memory(index: Any) -> None:
     """Copy a memory-mapped IVF index's lists into RAM, in place, so it can be changed.
 
     FAISS maps the lists read-only (`OnDiskInvertedLists`): adding or removing raises, and
@@ -137,7 +139,7 @@ def in_memory(index) -> None:  # type: ignore[no-untyped-def]
     copy.this.disown()
 
 
-def is_mapped(index) -> bool:  # type: ignore[no-untyped-def]
+def is_mapped(index: Any) -> bool:
     """True when the index's lists are memory-mapped from its file (read-only)."""
     faiss = _faiss()
     lists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists)
@@ -147,7 +149,7 @@ def is_mapped(index) -> bool:  # type: ignore[no-untyped-def]
 class PQIndex:
     """IVF-PQ inner-product index keyed by vector row ids (as `VectorIndex` is)."""
 
-    def __init__(self, index) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, index: Any) -> None:
         self._index = index
         self._ivf = _faiss().extract_index_ivf(index)
 
@@ -191,7 +193,7 @@ class PQIndex:
             return self._index.search(queries, k)
         _, ids = self._index.search(queries, k * candidates)
         wanted = np.unique(ids[ids >= 0])
-        found_ids, matrix = rerank(wanted.tolist()) if len(wanted) else (wanted, None)
+        found_ids, matrix = rerank(wanted.tolist()) if len(wanted) else (wanted, np.empty((0, 0), np.float32))
         row_of = {int(i): r for r, i in enumerate(found_ids)}
         out_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         out_ids = np.full((len(queries), k), -1, dtype=np.int64)

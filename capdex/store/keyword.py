@@ -41,7 +41,7 @@ NEGLIGIBLE = 0.01  # share of a query's weight below which a word is not searche
 STOPWORDS = frozenset("""
 a an and any are as at be by for from has have i in into is it its me my near of on or our
 out over some that the their them these this those to under was we were what where which with
-you your photo photos picture pictures image images pic pics shot shots show find""".split())  # noqa: SIM905 - a word list reads best as text
+you your photo photos picture pictures image images pic pics shot shots show find""".split())
 _WORD = re.compile(r"[^\W_]+")
 
 
@@ -214,7 +214,7 @@ class PostgresKeywordIndex:
                 return []
             params = {f"t{i}": t for i, t in enumerate(searched)}
             either = " || ".join(self._query(name) for name in params)
-            rank = dict(conn.execute(text(
+            rank: dict[int, float] = dict(conn.execute(text(
                 f"SELECT photo_id, ts_rank_cd(document, {either}) FROM {TABLE} "
                 f"WHERE document @@ ({either})"), params).all())
         allowed = None if photo_ids is None else set(photo_ids)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     BigInteger,
@@ -19,6 +20,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MACHINE = "machine"
 HUMAN = "human"
@@ -56,6 +60,10 @@ class Photo(Base):
     )
     #: The text it shows (OCR), read-only here: the OCR stage writes `OcrText` rows itself.
     ocr: Mapped[OcrText | None] = relationship(viewonly=True)
+    #: Faces found in it, read-only here: `capdex.store.people` writes them.
+    faces: Mapped[list[Face]] = relationship(viewonly=True, order_by="Face.box_x")
+    #: Where it was taken, by name, read-only here: the place stage writes `PhotoPlace` rows.
+    place: Mapped[PhotoPlace | None] = relationship(viewonly=True)
 
 
 class File(Base):
@@ -126,14 +134,35 @@ class Vector(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     @classmethod
-    def of(cls, photo_id: int, caption_id: int, embedder: str, values: Sequence[float],
-           ocr_id: int | None = None) -> Vector:
+    def of(cls, photo_id: int, caption_id: int, embedder: str,
+           values: Sequence[float] | np.ndarray, ocr_id: int | None = None) -> Vector:
         """A row for `values` (any float sequence), stored as float32 bytes with its dimension."""
         import numpy as np
 
         array = np.asarray(values, dtype=np.float32)
         return cls(photo_id=photo_id, caption_id=caption_id, ocr_id=ocr_id, embedder=embedder,
                    dim=len(array), vector=array.tobytes())
+
+
+class PhotoLooks(Base):
+    """What a photo looks like: a captioner's pooled image features (one row per photo), for
+    "similar photos". Its id is its id in the looks FAISS index (`store.looks`)."""
+
+    __tablename__ = "photo_looks"
+    # AUTOINCREMENT: an id is never reused, so a FAISS id always means one row (migration 0011).
+    __table_args__ = (
+        UniqueConstraint("photo_id", name="uq_photo_looks_photo"),
+        Index("ix_photo_looks_model", "model"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    #: What made them, e.g. "tagger 2": features of another model are not comparable.
+    model: Mapped[str] = mapped_column(String(300))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float16, L2-normalised
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class OcrText(Base):
@@ -172,6 +201,78 @@ class PhotoWords(Base):
     text: Mapped[str] = mapped_column(Text)
     embedded: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Person(Base):
+    """A group of faces taken to be one person; `name` is None until someone names them.
+
+    Named people's names are words search finds (`photo_words` kind "people"). `centroid` is the
+    mean descriptor of its faces (float32), kept by `capdex.store.people` for grouping.
+    """
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200), index=True)
+    centroid: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Face(Base):
+    """A face found in a photo: its box (fractions of the upright photo), detection score,
+    128-d descriptor (float32; None once forgotten) and person.
+
+    `assigned_by` says who put it with its person: MACHINE (grouping may move it) or HUMAN
+    (never moved by the machine). `version` is the faces stage's version that found it.
+    """
+
+    __tablename__ = "faces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    #: The box as fractions of the upright photo's width and height (left, top, width, height).
+    box_x: Mapped[float] = mapped_column(Float)
+    box_y: Mapped[float] = mapped_column(Float)
+    box_w: Mapped[float] = mapped_column(Float)
+    box_h: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)
+    descriptor: Mapped[bytes | None] = mapped_column(LargeBinary)
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL"), index=True)
+    assigned_by: Mapped[str] = mapped_column(String(16), default=MACHINE)
+    version: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    person: Mapped[Person | None] = relationship(viewonly=True)
+
+
+class FaceScan(Base):
+    """That the faces stage of `version` looked at a photo (also when it found no face), so
+    an unchanged photo is never looked at again and a new version looks again."""
+
+    __tablename__ = "face_scans"
+
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    version: Mapped[str] = mapped_column(String(200))
+    faces: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PhotoPlace(Base):
+    """Where a photo was taken, by name (the place stage, migration 0010): one row per photo
+    the stage looked at; all names None when it has no GPS or is far from any town."""
+
+    __tablename__ = "photo_places"
+
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    city: Mapped[str | None] = mapped_column(String(200))
+    region: Mapped[str | None] = mapped_column(String(200))
+    country: Mapped[str | None] = mapped_column(String(200))
+    country_code: Mapped[str | None] = mapped_column(String(8))
+    version: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -40,7 +40,7 @@ class PhotoFacts:
     longitude: float | None = None
 
 
-def files_under(conn: Connection | Session, roots: list[str]) -> list[tuple]:  # type: ignore[type-arg]
+def files_under(conn: Connection | Session, roots: list[str]) -> list[tuple]:
     """(id, path, size, mtime_ns, photo_id, sidecar_size, sidecar_mtime_ns) of every stored
     file under `roots` (stored form): plain rows, all at once (an unchanged re-run of a big
     library is mostly this query and the scan)."""
@@ -51,7 +51,7 @@ def files_under(conn: Connection | Session, roots: list[str]) -> list[tuple]:  #
 
 def photos_by_hash(session: Session, hashes: Iterable[str]) -> dict[str, int]:
     """{content hash: photo id} of the stored photos among `hashes`."""
-    items, out = sorted(set(hashes)), {}
+    items, out = sorted(set(hashes)), dict[str, int]()
     for start in range(0, len(items), _CHUNK):
         rows = session.execute(select(Photo.content_hash, Photo.id).where(
             Photo.content_hash.in_(items[start : start + _CHUNK])))
@@ -106,7 +106,7 @@ def paths_of(session: Session, photo_ids: Sequence[int]) -> dict[int, list[str]]
 
 
 def hashes_of(session: Session, photo_ids: Sequence[int]) -> dict[int, str]:
-    ids, out = list(photo_ids), {}
+    ids, out = list(photo_ids), dict[int, str]()
     for start in range(0, len(ids), _CHUNK):
         rows = session.execute(select(Photo.id, Photo.content_hash).where(
             Photo.id.in_(ids[start : start + _CHUNK])))

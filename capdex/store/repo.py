@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from capdex.store.captions import effective_caption
 from capdex.store.models import HUMAN as HUMAN_SOURCE
-from capdex.store.models import Caption, File, IndexingError, Photo, Vector
+from capdex.store.models import Caption, Face, File, IndexingError, Photo, Vector
 
 __all__ = ["Counts", "counts", "delete_vectors_of", "effective_caption", "first_path",
            "load_photo", "load_vectors", "photos_of_vectors", "photos_page", "vector_ids",
@@ -50,13 +50,13 @@ def load_vectors(db: Database, ids: list[int], dim: int) -> tuple[np.ndarray, np
 
 
 def load_photo(db: Database, photo_id: int) -> Photo | None:
-    """The photo with its files, captions and OCR text loaded (for showing it)."""
+    """The photo with its files, captions, OCR text, faces and place loaded (for showing it)."""
     from sqlalchemy.orm import selectinload
 
     with db.read() as session:
-        return session.get(Photo, photo_id, options=[selectinload(Photo.files),
-                                                     selectinload(Photo.captions),
-                                                     selectinload(Photo.ocr)])
+        return session.get(Photo, photo_id, options=[
+            selectinload(Photo.files), selectinload(Photo.captions), selectinload(Photo.ocr),
+            selectinload(Photo.faces).selectinload(Face.person), selectinload(Photo.place)])
 
 
 def photos_page(db: Database, limit: int, offset: int) -> tuple[int, list[Photo]]:
@@ -95,6 +95,12 @@ def counts(db: Database, embedder: str) -> Counts:
         captions = session.scalar(select(func.count(Caption.id))) or 0
         errors = session.scalar(select(func.count(IndexingError.id))) or 0
     return Counts(photos=photos, files=files, vectors=vectors, captions=captions, errors=errors)
+
+
+def file_count(db: Database) -> int:
+    """How many files the index holds (0: nothing indexed yet)."""
+    with db.read() as session:
+        return session.scalar(select(func.count(File.id))) or 0
 
 
 def captions_by_source(db: Database) -> dict[str, int]:

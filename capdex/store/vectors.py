@@ -20,16 +20,18 @@ whatever the kind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from capdex.atomic import atomic_write_bytes, atomic_write_with
 from capdex.store import ivfpq
@@ -40,16 +42,35 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RepairReport", "VectorIndex", "db_source", "index_is_current", "open_index",
-           "read_meta"]
+__all__ = ["RepairReport", "VectorIndex", "VectorRows", "db_source", "index_is_current",
+           "open_index", "read_meta"]
 #: How long a save waits for another process's save before giving up.
 SAVE_LOCK_TIMEOUT = 300.0
+#: How long a reader whose file fails its checksum waits for a save under way to finish.
+RECHECK_LOCK_TIMEOUT = 10.0
 
 
-def _faiss():  # type: ignore[no-untyped-def]
+def _faiss() -> ModuleType:
     import faiss
 
     return faiss
+
+
+@dataclass(frozen=True)
+class VectorRows:
+    """The table an index caches: its ids of one model, their (count, highest id), and the
+    vectors of some ids. The caption `vectors` table by default; `store.looks` has another."""
+
+    ids: Callable[[Database, str], np.ndarray]
+    stamp: Callable[[Database, str], tuple[int, int | None]]
+    load: Callable[[Database, list[int], int], tuple[np.ndarray, np.ndarray]]
+
+
+def caption_rows() -> VectorRows:
+    """The `vectors` table (caption embeddings)."""
+    from capdex.store import repo
+
+    return VectorRows(repo.vector_ids, repo.vector_stamp, repo.load_vectors)
 
 
 @dataclass(frozen=True)
@@ -142,8 +163,9 @@ class VectorIndex:
 
     def __init__(self, path: Path, embedder: str, dim: int, exact_max: int | None = None, *,
                  compress_above: int | None = None, source: VectorSource | None = None,
-                 mmap: bool = False) -> None:
+                 mmap: bool = False, rows: VectorRows | None = None) -> None:
         self.path = path
+        self.rows = rows or caption_rows()
         self.embedder = embedder
         self.dim = dim
         self.exact_max = exact_max
@@ -160,10 +182,11 @@ class VectorIndex:
     def like(self) -> VectorIndex:
         """An empty index with this one's file and configuration (to load a newer save into)."""
         return VectorIndex(self.path, self.embedder, self.dim, self.exact_max,
-                           compress_above=self.compress_above, source=self.source, mmap=self.mmap)
+                           compress_above=self.compress_above, source=self.source, mmap=self.mmap,
+                           rows=self.rows)
 
     # -- construction -------------------------------------------------------------------------
-    def _empty(self):  # type: ignore[no-untyped-def]
+    def _empty(self) -> Any:
         faiss = _faiss()
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
 
@@ -172,7 +195,7 @@ class VectorIndex:
         """"flat" (exact), "ivf" (approximate) or "ivfpq" (compressed, re-scored exactly)."""
         return self._kind
 
-    def _build_ivf(self, ids: np.ndarray, vectors: np.ndarray):  # type: ignore[no-untyped-def]
+    def _build_ivf(self, ids: np.ndarray, vectors: np.ndarray) -> Any:
         faiss = _faiss()
         nlist, nprobe = ivf_shape(len(ids))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist,
@@ -187,7 +210,7 @@ class VectorIndex:
         index.add_with_ids(np.ascontiguousarray(vectors), np.ascontiguousarray(ids))
         return index
 
-    def _build_pq(self, ids: np.ndarray, read: VectorSource):  # type: ignore[no-untyped-def]
+    def _build_pq(self, ids: np.ndarray, read: VectorSource) -> Any:
         """An IVF-PQ index of these ids' vectors, `read` a chunk at a time (never all at once);
         sets the slack `within` needs from the error measured on the training sample."""
         rng = np.random.default_rng(0)
@@ -245,7 +268,7 @@ class VectorIndex:
                 return False
             log.info("vector index: %d vectors, building a %s index", size, wanted)
             if wanted == PQ:
-                if kind == PQ:
+                if kind == PQ and self.source is not None:  # without a source, returned above
                     ids, read = self.ids(), self.source
                 else:
                     ids, vectors = self._contents()
@@ -278,6 +301,13 @@ class VectorIndex:
                 if meta.get("embedder") != self.embedder or meta.get("dim") != self.dim:
                     log.info("vector index was built for another embedder; it will be rebuilt")
                     return False
+                stamp = self._stamp()
+                if not _checksum_matches(self.path, meta):
+                    meta, stamp = self._recheck()
+                if meta is None:
+                    log.warning("vector index %s is damaged (its checksum differs from the one "
+                                "saved with it); it will be rebuilt from the database", self.path)
+                    return False
                 index = self._read_file()
                 # the file, not the metadata, says which kind it is (a crash may part them)
                 kind = _kind_of(index)
@@ -297,10 +327,26 @@ class VectorIndex:
                             "are approximate")
             self._index, self._kind, self._trained_on = index, kind, trained_on
             self._slack = slack
-            self._loaded_stamp = self._stamp()
+            # the file checked: one replaced since is seen as changed on disk, and read again
+            self._loaded_stamp = stamp
             return True
 
-    def _read_file(self):  # type: ignore[no-untyped-def]
+    def _recheck(self) -> tuple[dict | None, tuple[int, int, int] | None]:
+        """The metadata and stamp of a file that matches its checksum once no save is under
+        way (a save renames the file into place, then writes its metadata); (None, None) if it
+        still does not: the file is damaged."""
+        try:
+            with FileLock(str(self.lock_path), timeout=RECHECK_LOCK_TIMEOUT):
+                meta = json.loads(self.meta_path.read_text())
+                stamp = self._stamp()
+                if meta.get("embedder") == self.embedder and meta.get("dim") == self.dim \
+                        and _checksum_matches(self.path, meta):
+                    return meta, stamp
+        except Timeout:
+            pass
+        return None, None
+
+    def _read_file(self) -> Any:
         faiss = _faiss()
         # already of its concrete type; with IO_FLAG_MMAP an IVF file's lists stay on disk
         return faiss.read_index(str(self.path), faiss.IO_FLAG_MMAP if self.mmap else 0)
@@ -341,7 +387,8 @@ class VectorIndex:
             faiss, index = _faiss(), self._index
             atomic_write_with(self.path, lambda tmp: faiss.write_index(index, tmp))
             meta: dict[str, object] = {"embedder": self.embedder, "dim": self.dim,
-                                       "count": int(self._index.ntotal)}
+                                       "count": int(self._index.ntotal),
+                                       "sha256": file_checksum(self.path)}
             if self._kind != FLAT:
                 meta.update(kind=self._kind, trained_on=self._trained_on)
             if self._kind == PQ:
@@ -428,7 +475,7 @@ class VectorIndex:
         return scores, ids
 
     # -- search -------------------------------------------------------------------------------
-    def _params(self, among: np.ndarray | None, exhaustive: bool = False):  # type: ignore[no-untyped-def]
+    def _params(self, among: np.ndarray | None, exhaustive: bool = False) -> Any:
         """Search parameters restricting results to the ids `among` (None: all).
 
         On the IVF and PQ indexes a small enough `among` (or any, if `exhaustive`) is searched
@@ -533,10 +580,8 @@ class VectorIndex:
     # -- consistency with the database ----------------------------------------------------------
     def sync_with(self, db: Database) -> RepairReport:
         """Make the index hold exactly the database's vectors for this embedder."""
-        from capdex.store import repo
-
         with self._lock:
-            db_ids = repo.vector_ids(db, self.embedder)
+            db_ids = self.rows.ids(db, self.embedder)
             have = self.ids()
             rebuilt = False
             if len(have) != len(np.unique(have)):
@@ -548,7 +593,7 @@ class VectorIndex:
                 self.remove(extra)
             for chunk_start in range(0, len(missing), 10_000):
                 chunk = missing[chunk_start : chunk_start + 10_000]
-                ids, vectors = repo.load_vectors(db, chunk.tolist(), self.dim)
+                ids, vectors = self.rows.load(db, chunk.tolist(), self.dim)
                 self.add(ids, vectors)
             report = RepairReport(added=len(missing), removed=len(extra), rebuilt=rebuilt)
             if report.changed:
@@ -556,7 +601,7 @@ class VectorIndex:
             return report
 
 
-def _kind_of(index) -> str:  # type: ignore[no-untyped-def]
+def _kind_of(index: Any) -> str:
     """The kind of a FAISS index read from a file."""
     faiss = _faiss()
     if isinstance(index, faiss.IndexIDMap2):
@@ -580,12 +625,12 @@ def _reader(ids: np.ndarray, vectors: np.ndarray) -> VectorSource:
     return read
 
 
-def db_source(db: Database, dim: int) -> VectorSource:
-    """A vector source reading the `vectors` table (a few thousand ids per query)."""
-    from capdex.store import repo
+def db_source(db: Database, dim: int, rows: VectorRows | None = None) -> VectorSource:
+    """A vector source reading the `vectors` table, or `rows` (a few thousand ids per query)."""
+    load = (rows or caption_rows()).load
 
     def read(ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        parts = [repo.load_vectors(db, ids[i : i + _SQL_CHUNK], dim)
+        parts = [load(db, ids[i : i + _SQL_CHUNK], dim)
                  for i in range(0, len(ids), _SQL_CHUNK)]
         if not parts:
             return np.empty(0, np.int64), np.empty((0, dim), np.float32)
@@ -594,7 +639,24 @@ def db_source(db: Database, dim: int) -> VectorSource:
     return read
 
 
-def read_meta(path: Path) -> dict[str, object] | None:
+def file_checksum(path: Path) -> str:
+    """SHA-256 of the index file, recorded by every save and checked by every load (issue 20,
+    point 4: a file damaged in place, same size, was never repaired)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 23):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _checksum_matches(path: Path, meta: dict[str, object]) -> bool:
+    """The file holds the bytes its metadata's checksum names (a file saved before checksums
+    were recorded has none to check; its next save records one)."""
+    expected = meta.get("sha256")
+    return expected is None or file_checksum(path) == expected
+
+
+def read_meta(path: Path) -> dict[str, Any] | None:
     """The small JSON written beside an index file (embedder, dim, count), if readable."""
     try:
         return json.loads(path.with_suffix(path.suffix + ".json").read_text())
@@ -603,7 +665,8 @@ def read_meta(path: Path) -> dict[str, object] | None:
 
 
 def index_is_current(path: Path, db: Database, embedder: str,
-                     exact_max: int | None = None, compress_above: int | None = None) -> bool:
+                     exact_max: int | None = None, compress_above: int | None = None,
+                     rows: VectorRows | None = None) -> bool:
     """Whether the index file holds exactly the database's vectors of `embedder`, judged without
     reading the file or the ids: one count/max query and a stat, for runs that changed no vector.
 
@@ -611,11 +674,9 @@ def index_is_current(path: Path, db: Database, embedder: str,
     Vector ids are never reused (AUTOINCREMENT, sequences), so a vector added since has a
     higher id and a removal lowers the count: equal (count, max id) mean the same ids. The size
     catches a crash between writing the file and its metadata, and a truncated file. What this
-    cannot see (a file damaged in place, same size) is repaired by the next `open_index`: the
-    next search, or the next run that changes a vector.
+    cannot see (a file damaged in place, same size) is caught by the checksum the next
+    `open_index` verifies, and rebuilt: the next search, or the next run that changes a vector.
     """
-    from capdex.store import repo
-
     meta = read_meta(path)
     if not meta or meta.get("embedder") != embedder or "max_id" not in meta:
         return False
@@ -625,7 +686,7 @@ def index_is_current(path: Path, db: Database, embedder: str,
     except OSError:
         return False
     count = meta.get("count")
-    if repo.vector_stamp(db, embedder) != (count, meta["max_id"]):
+    if (rows or caption_rows()).stamp(db, embedder) != (count, meta["max_id"]):
         return False
     kind = meta.get("kind", FLAT)
     trained_on = meta.get("trained_on") if kind != FLAT else 0
@@ -638,25 +699,28 @@ def index_is_current(path: Path, db: Database, embedder: str,
 def open_index(
     path: Path, db: Database, embedder: str, dim: int | Callable[[], int],
     exact_max: int | None = None, *, compress_above: int | None = None, mmap: bool = False,
+    rows: VectorRows | None = None,
 ) -> VectorIndex:
     """Load the index file, check it against the database, repair and save if they disagree.
 
     `dim` may be a callable (e.g. one that loads the embedding model); it is only called when
     the index file cannot tell the dimension itself. `exact_max`, `compress_above` and `mmap`:
     see `VectorIndex` (searchers that rarely write pass `mmap=True`). The database is the
-    vector source the compressed kind re-scores with.
+    vector source the compressed kind re-scores with. `rows`: the table cached (default: the
+    caption vectors).
     """
     if callable(dim):
         meta = read_meta(path) or {}
         known = meta.get("dim") if meta.get("embedder") == embedder else None
         dim = int(known) if isinstance(known, int) else dim()
     index = VectorIndex(path, embedder, dim, exact_max, compress_above=compress_above,
-                        source=db_source(db, dim), mmap=mmap)
+                        source=db_source(db, dim, rows), mmap=mmap, rows=rows)
     loaded = index.load()
     report = index.sync_with(db)
     # a file whose metadata lacks what `index_is_current` compares (saved without a database,
     # or by an older capdex) is saved once more, so later runs can skip opening it
-    stamped = "max_id" in (read_meta(path) or {})
+    meta = read_meta(path) or {}
+    stamped = "max_id" in meta and "sha256" in meta
     if report.changed or not loaded or index.fit_to_size() or not stamped:
         index.save(db)
     return index

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from capdex.store import repo
@@ -79,3 +79,10 @@ def embedded_words(session: Session, photo_ids: Iterable[int]) -> Mapping[int, s
         for photo_id, text in rows:
             out.setdefault(photo_id, []).append(text)
     return {photo_id: " ".join(parts) for photo_id, parts in out.items()}
+
+
+def photos_with_word(kind: str, word: str) -> Select:
+    """A select of the ids of photos whose words of `kind` include `word` (any case)."""
+    padded = func.lower(" " + PhotoWords.text + " ")
+    return select(PhotoWords.photo_id).where(
+        PhotoWords.kind == kind, padded.contains(f" {word.lower()} ", autoescape=True))

@@ -19,7 +19,7 @@ from capdex.store.db import Database
 
 
 @pytest.fixture
-def server(colour_folder: Path, settings: Settings, embedder, colour_captioner) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def server(colour_folder: Path, settings: Settings, embedder, colour_captioner) -> Iterator[str]:
     """A real uvicorn server on a free loopback port, over an indexed colour folder."""
     Indexer(settings, Database(settings.db_url), embedder=embedder).run([colour_folder])
     yield from _serve(settings)
@@ -91,9 +91,12 @@ def test_modes_and_folder_filter(server: str, colour_folder: Path) -> None:
     assert data["results"][0]["match"].get("semantic") is None
 
 
-def test_a_query_matching_nothing_returns_nothing(server: str) -> None:
-    data = httpx.get(f"{server}/api/search", params={"q": "zebra"}).json()
-    assert data["total"] == 0 and data["results"] == []
+def test_a_query_matching_nothing_returns_only_the_closest_marked_weak(server: str) -> None:
+    data = httpx.get(f"{server}/api/search", params={"q": "zebra", "k": 3}).json()
+    assert data["total"] == 0 and 1 <= len(data["results"]) <= 3
+    assert all(r["weak"] for r in data["results"]) and "closest" in data["notes"][0]
+    data = httpx.get(f"{server}/api/search", params={"q": "zebra", "min_score": 0.3}).json()
+    assert data["total"] == 0 and data["results"] == []  # an explicit cut-off still cuts
 
 
 def test_similar_photos(server: str) -> None:
@@ -101,6 +104,9 @@ def test_similar_photos(server: str) -> None:
     data = httpx.get(f"{server}/api/photos/{hit['id']}/similar", params={"k": 3}).json()
     assert data["id"] == hit["id"] and data["caption"] == "a plain blue picture"
     assert len(data["results"]) == 3 and hit["id"] not in [r["id"] for r in data["results"]]
+    # the colour captioner gives no image features: caption vectors, each scored
+    assert data["by"] == "caption"
+    assert all(r["match"]["caption"]["score"] == r["score"] for r in data["results"])
     missing = httpx.get(f"{server}/api/photos/999999/similar")
     assert missing.status_code == 404 and "no photo with id" in missing.json()["detail"]
     assert httpx.get(f"{server}/api/photos/{hit['id']}/similar", params={"k": 0}).status_code == 422
@@ -173,7 +179,7 @@ def test_caption_of_an_unknown_photo_is_404(server: str) -> None:
 
 
 @pytest.fixture
-def metadata_server(tmp_path: Path, embedder, colour_captioner) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def metadata_server(tmp_path: Path, embedder, colour_captioner) -> Iterator[str]:
     """A server over one photo with full EXIF, under a name that is not valid UTF-8."""
     import os
 
@@ -195,7 +201,7 @@ def _serve(settings: Settings) -> Iterator[str]:
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a start-up, not a timing
     while not instance.started:
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.05)

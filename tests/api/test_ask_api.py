@@ -21,7 +21,6 @@ from capdex.settings import Settings
 from capdex.store.db import Database
 from tests.api.serving import configured, serving
 from tests.llm.chat_stub import ChatStub
-from tests.llm.fixtures import _chat_stub_server, chat_stub  # noqa: F401 - fixtures
 
 QUESTION = "which photo is green?"
 
@@ -33,7 +32,7 @@ def _closed_port() -> int:
 
 
 @pytest.fixture
-def indexed(settings: Settings, colour_folder: Path, embedder, colour_captioner) -> Settings:  # type: ignore[no-untyped-def]
+def indexed(settings: Settings, colour_folder: Path, embedder, colour_captioner) -> Settings:
     Indexer(settings, Database(settings.db_url), embedder=embedder).run([colour_folder])
     return configured(settings, min_score=0.0, llm_timeout=3.0, llm_retries=0,
                       captioner_retry_backoff=0.01)
@@ -79,7 +78,7 @@ def stored_state(settings: Settings) -> str:
     return f"{rows}\n{index}\n{files}"
 
 
-def test_an_answer_cites_the_retrieved_photos_only(serve, chat_stub: ChatStub) -> None:  # type: ignore[no-untyped-def]
+def test_an_answer_cites_the_retrieved_photos_only(serve, chat_stub: ChatStub) -> None:
     with serve(llm_endpoint=chat_stub.url) as url:
         green = ids_by_colour(url)["green"]
         chat_stub.behaviour.answer = f"The green one [#{green}]; not [#999999]."
@@ -95,7 +94,7 @@ def test_an_answer_cites_the_retrieved_photos_only(serve, chat_stub: ChatStub) -
 
 
 @pytest.mark.parametrize("protocol", ["openai", "ollama", "anthropic"])
-def test_a_streamed_answer(serve, chat_stub: ChatStub, protocol: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_streamed_answer(serve, chat_stub: ChatStub, protocol: str) -> None:
     with serve(llm=protocol, llm_endpoint=chat_stub.url, llm_api_key="sk-stub") as url:
         green = ids_by_colour(url)["green"]
         chat_stub.behaviour.answer = f"Green [#{green}] and not [#999999] nor [#{green}, #7]."
@@ -115,7 +114,7 @@ def test_a_streamed_answer(serve, chat_stub: ChatStub, protocol: str) -> None:  
     assert done["cited"] == [green] and done["photos"][0]["cited"] is True
 
 
-def test_no_llm_configured_is_a_503_with_the_photos(serve) -> None:  # type: ignore[no-untyped-def]
+def test_no_llm_configured_is_a_503_with_the_photos(serve) -> None:
     with serve() as url:
         green = ids_by_colour(url)["green"]
         for stream in (False, True):
@@ -128,7 +127,7 @@ def test_no_llm_configured_is_a_503_with_the_photos(serve) -> None:  # type: ign
 
 
 @pytest.mark.parametrize("failure", ["down", "slow", "500", "not json", "wrong shape", "huge"])
-def test_llm_failures_are_a_502_with_a_reason_and_change_nothing(  # type: ignore[no-untyped-def]
+def test_llm_failures_are_a_502_with_a_reason_and_change_nothing(
         serve, indexed: Settings, chat_stub: ChatStub, failure: str) -> None:
     endpoint = f"http://127.0.0.1:{_closed_port()}" if failure == "down" else chat_stub.url
     expected = {"down": "cannot connect", "slow": r"no answer within 0.5s",
@@ -165,7 +164,7 @@ def test_llm_failures_are_a_502_with_a_reason_and_change_nothing(  # type: ignor
     assert stored_state(indexed) == before
 
 
-def test_a_stream_that_fails_midway_ends_with_an_error_event(serve, chat_stub: ChatStub) -> None:  # type: ignore[no-untyped-def]
+def test_a_stream_that_fails_midway_ends_with_an_error_event(serve, chat_stub: ChatStub) -> None:
     chat_stub.behaviour.error_after = 2
     with serve(llm_endpoint=chat_stub.url) as url:
         response = httpx.post(f"{url}/api/ask", json={"question": QUESTION, "stream": True},
@@ -176,7 +175,7 @@ def test_a_stream_that_fails_midway_ends_with_an_error_event(serve, chat_stub: C
     assert "model crashed" in got[-1][1]["detail"]
 
 
-def test_a_huge_answer_is_cut(serve, chat_stub: ChatStub) -> None:  # type: ignore[no-untyped-def]
+def test_a_huge_answer_is_cut(serve, chat_stub: ChatStub) -> None:
     chat_stub.behaviour.answer = "la " * 10_000
     with serve(llm_endpoint=chat_stub.url, ask_max_answer_chars=500) as url:
         data = httpx.post(f"{url}/api/ask", json={"question": QUESTION}, timeout=30).json()
@@ -188,14 +187,14 @@ def test_a_huge_answer_is_cut(serve, chat_stub: ChatStub) -> None:  # type: igno
                                   {"question": "q", "k": 0}, {"question": "q", "k": 51},
                                   {"question": "q", "stream": "sometimes"},
                                   {"question": "q", "mode": "keyword"}, {}])
-def test_bad_questions_are_422(serve, chat_stub: ChatStub, body: dict) -> None:  # type: ignore[no-untyped-def]
+def test_bad_questions_are_422(serve, chat_stub: ChatStub, body: dict) -> None:
     with serve(llm_endpoint=chat_stub.url) as url:
         response = httpx.post(f"{url}/api/ask", json=body, timeout=30)
     assert response.status_code == 422 and response.json()["detail"]
     assert chat_stub.requests == []
 
 
-def test_the_api_key_guards_both_routes(serve, chat_stub: ChatStub) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_key_guards_both_routes(serve, chat_stub: ChatStub) -> None:
     with serve(llm_endpoint=chat_stub.url, api_key="s3cret-key") as url:
         for path in ("/api/ask", "/api/photos/1/ask"):
             refused = httpx.post(f"{url}{path}", json={"question": QUESTION}, timeout=30)
@@ -210,7 +209,7 @@ def test_the_api_key_guards_both_routes(serve, chat_stub: ChatStub) -> None:  # 
 
 
 # -- one photo ----------------------------------------------------------------------------------
-def test_a_question_about_one_photo(serve, chat_stub: ChatStub) -> None:  # type: ignore[no-untyped-def]
+def test_a_question_about_one_photo(serve, chat_stub: ChatStub) -> None:
     chat_stub.behaviour.answer = "It is green all over."
     with serve(captioner_endpoint=chat_stub.url) as url:
         green = ids_by_colour(url)["green"]
@@ -223,7 +222,7 @@ def test_a_question_about_one_photo(serve, chat_stub: ChatStub) -> None:  # type
         assert sent["content"].startswith("What colour is it?") and len(sent["images"]) == 1
 
 
-def test_one_photo_errors(serve, chat_stub: ChatStub, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_one_photo_errors(serve, chat_stub: ChatStub, tmp_path: Path) -> None:
     with serve(captioner_endpoint=f"http://127.0.0.1:{_closed_port()}",
                model_path=tmp_path / "no-model-here") as url:
         green = ids_by_colour(url)["green"]

@@ -90,7 +90,7 @@ def test_the_chat_client_talks_to_llama_cpp(llama_server: str, tmp_path: Path) -
     client.close()
 
 
-def test_ask_round_trip_through_the_api(llama_server: str, settings: Settings,  # type: ignore[no-untyped-def]
+def test_ask_round_trip_through_the_api(llama_server: str, settings: Settings,
                                         colour_folder: Path, embedder, colour_captioner) -> None:
     Indexer(settings, Database(settings.db_url), embedder=embedder).run([colour_folder])
     app = create_app(configured(settings, llm_endpoint=llama_server, llm_model="tiny",

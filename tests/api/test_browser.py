@@ -35,7 +35,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def indexed(settings: Settings, colour_folder: Path, embedder, colour_captioner) -> Settings:  # type: ignore[no-untyped-def]
+def indexed(settings: Settings, colour_folder: Path, embedder, colour_captioner) -> Settings:
     GatedCaptioner.gate = threading.Event()
     registry.register(GatedCaptioner)
     registry.register(WordsCaptioner)

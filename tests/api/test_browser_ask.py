@@ -19,7 +19,6 @@ from tests.api.serving import configured, serving
 from tests.api.test_ask_api import ids_by_colour
 from tests.api.test_browser import KEY, TIMEOUT, expect
 from tests.llm.chat_stub import ChatStub
-from tests.llm.fixtures import _chat_stub_server, chat_stub  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -31,7 +30,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def indexed(settings: Settings, colour_folder: Path, embedder, colour_captioner) -> Settings:  # type: ignore[no-untyped-def]
+def indexed(settings: Settings, colour_folder: Path, embedder, colour_captioner) -> Settings:
     Indexer(settings, Database(settings.db_url), embedder=embedder).run([colour_folder])
     return configured(settings, min_score=0.0, llm_retries=0, llm_timeout=10.0)
 
@@ -43,7 +42,7 @@ def ask(page: Any, question: str) -> None:
     page.keyboard.press("Enter")
 
 
-def test_the_answer_streams_in_with_its_cited_photos(browser: Any, indexed: Settings,  # type: ignore[no-untyped-def]
+def test_the_answer_streams_in_with_its_cited_photos(browser: Any, indexed: Settings,
                                                      chat_stub: ChatStub) -> None:
     app = create_app(configured(indexed, llm_endpoint=chat_stub.url,
                                 captioner_endpoint=chat_stub.url))
@@ -91,7 +90,7 @@ def test_the_answer_streams_in_with_its_cited_photos(browser: Any, indexed: Sett
         app.state.jobs.shutdown()
 
 
-def test_without_an_llm_the_page_says_what_to_set_and_shows_the_photos(  # type: ignore[no-untyped-def]
+def test_without_an_llm_the_page_says_what_to_set_and_shows_the_photos(
         browser: Any, indexed: Settings) -> None:
     app = create_app(configured(indexed, api_key=KEY))
     with serving(app) as url, page_of(browser, url, ready=False) as page:

@@ -36,7 +36,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def indexed(settings: Settings, colour_folder: Path, embedder, colour_captioner) -> Settings:  # type: ignore[no-untyped-def]
+def indexed(settings: Settings, colour_folder: Path, embedder, colour_captioner) -> Settings:
     """The colour photos (64×48) and one tall portrait one (600×900), indexed."""
     write_colour_photo(colour_folder / "tall" / "tall-blue.jpg", "blue", size=(600, 900), seed=9)
     GatedCaptioner.gate = threading.Event()

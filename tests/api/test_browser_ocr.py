@@ -27,7 +27,7 @@ def browser() -> Iterator[Any]:
         yield instance
 
 
-def test_the_page_shows_the_text_and_filters_by_it(browser: Any, settings: Settings,  # type: ignore[no-untyped-def]
+def test_the_page_shows_the_text_and_filters_by_it(browser: Any, settings: Settings,
                                                    photos: Path, embedder, colour_captioner) -> None:  # noqa: F811
     Indexer(settings, Database(settings.db_url), embedder=embedder).run([photos])
     searches: list[str] = []

@@ -19,7 +19,7 @@ def capdex(*args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def indexed(colour_folder: Path, data_dir: Path, colour_captioner) -> Path:  # type: ignore[no-untyped-def]
+def indexed(colour_folder: Path, data_dir: Path, colour_captioner) -> Path:
     code, out, err = capdex("index", str(colour_folder), "--data-dir", str(data_dir),
                             "--captioner", "test-colour")
     assert code == 0, err
@@ -54,7 +54,7 @@ def test_status_json_contract(indexed: Path) -> None:
     assert isinstance(data["captioner"], str)
 
 
-def test_index_exits_zero_when_files_fail_and_lists_them(colour_folder: Path, data_dir: Path, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+def test_index_exits_zero_when_files_fail_and_lists_them(colour_folder: Path, data_dir: Path, colour_captioner) -> None:
     (colour_folder / "zero.jpg").write_bytes(b"")
     code, out, _ = capdex("index", str(colour_folder), "--data-dir", str(data_dir),
                           "--captioner", "test-colour", "--json")
@@ -66,7 +66,7 @@ def test_index_exits_zero_when_files_fail_and_lists_them(colour_folder: Path, da
     assert json.loads(out)["errors"] == 1
 
 
-def test_index_of_a_missing_folder_fails_clearly(tmp_path: Path, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+def test_index_of_a_missing_folder_fails_clearly(tmp_path: Path, colour_captioner) -> None:
     code, _, err = capdex("index", str(tmp_path / "nope"), "--data-dir", str(tmp_path / "d"),
                           "--captioner", "test-colour")
     assert code != 0 and "no such file or folder" in err
@@ -83,7 +83,7 @@ def test_empty_query_is_refused(indexed: Path) -> None:
     assert code != 0 and "empty" in err
 
 
-def test_caption_prints_a_caption_and_stores_nothing(colour_folder: Path, data_dir: Path, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+def test_caption_prints_a_caption_and_stores_nothing(colour_folder: Path, data_dir: Path, colour_captioner) -> None:
     code, out, _ = capdex("caption", str(colour_folder / "red.jpg"), "--captioner", "test-colour",
                           "--no-ocr", "--data-dir", str(data_dir))
     assert code == 0 and out.strip() == "a plain red picture"
@@ -91,7 +91,7 @@ def test_caption_prints_a_caption_and_stores_nothing(colour_folder: Path, data_d
     assert json.loads(out)["photos"] == 0
 
 
-def test_caption_of_a_broken_file_is_a_clear_error(tmp_path: Path, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+def test_caption_of_a_broken_file_is_a_clear_error(tmp_path: Path, colour_captioner) -> None:
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     code, _, err = capdex("caption", str(bad), "--captioner", "test-colour",
@@ -121,7 +121,7 @@ def test_caption_set_refuses_clearly(indexed: Path, args: list[str], message: st
     assert code != 0 and message in err
 
 
-def test_ctrl_c_commits_the_batch_in_hand_and_the_next_run_finishes(colour_folder: Path, data_dir: Path, colour_captioner, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_ctrl_c_commits_the_batch_in_hand_and_the_next_run_finishes(colour_folder: Path, data_dir: Path, colour_captioner, monkeypatch) -> None:
     import os
     import signal
 
@@ -129,12 +129,13 @@ def test_ctrl_c_commits_the_batch_in_hand_and_the_next_run_finishes(colour_folde
 
     original = ColourCaptioner.caption_batch
 
-    def interrupted(self, images):  # type: ignore[no-untyped-def]
+    def interrupted(self, images):
         if not ColourCaptioner.calls:
             os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C
         return original(self, images)
 
     monkeypatch.setattr(ColourCaptioner, "caption_batch", interrupted)
+    monkeypatch.setenv("CAPDEX_STOP_GRACE_SECONDS", "0")  # in-process: never os._exit pytest
     code, out, err = capdex("index", str(colour_folder), "--data-dir", str(data_dir),
                             "--captioner", "test-colour", "--json")
     assert code == 130 and "run the same command again" in err
@@ -165,7 +166,7 @@ def test_index_watch_runs_until_ctrl_c_then_stops_cleanly(tmp_path: Path) -> Non
                             env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     try:
         assert "1 new" in lines.get(timeout=60)  # the first full pass
         write_colour_photo(root / "new" / "blue.jpg", "blue", seed=1)
@@ -187,6 +188,29 @@ def test_search_takes_the_api_options(indexed: Path, colour_folder: Path) -> Non
     assert data["total"] == 3 and data["mode"] == "semantic"
     code, out, _ = capdex("search", "green", "--mode", "keyword", "--data-dir", str(indexed))
     assert code == 0 and "green.jpg" in out and "[green]" in out and "1-1 of 1" in out
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    (["--camera", "c" * 60_000], "camera: longer than 200"),
+    (["--folder", "/" + "f" * 60_000], "folder: longer than 4096"),
+    (["--taken-after", "t" * 60_000], "taken_after: longer than 40"),
+    (["--mode", "m" * 60_000], "mode: "),
+])
+def test_overlong_search_options_exit_2_with_a_reason(indexed: Path, args: list[str], reason: str) -> None:
+    """Issue 20, point 6: a 60,000-character --camera ended in a traceback."""
+    code, _, err = capdex("search", "red", *args, "--data-dir", str(indexed))
+    assert code == 2 and reason in err and "Traceback" not in err and len(err) < 1000
+
+
+def test_the_last_day_there_is_is_a_valid_date(indexed: Path) -> None:
+    """Issue 20, point 6: --taken-before 9999-12-31 ended in an OverflowError traceback."""
+    code, out, err = capdex("search", "red", "--taken-before", "9999-12-31", "--json",
+                            "--data-dir", str(indexed))
+    assert code == 0, err
+    assert json.loads(out)["total"] >= 0
+    code, out, err = capdex("search", "red", "--taken-after", "9999-12-31", "--json",
+                            "--data-dir", str(indexed))
+    assert code == 0 and json.loads(out)["total"] == 0, err
 
 
 @pytest.mark.parametrize(("args", "reason"), [
@@ -256,3 +280,37 @@ def test_an_unchanged_re_index_imports_no_model_and_no_vector_index(indexed: Pat
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["unchanged"] == 6 and summary["new"] == summary["reembedded"] == 0
     assert json.loads(done.stderr.strip().splitlines()[-1]) == []
+
+
+def test_a_search_process_imports_no_torch(indexed: Path, tmp_path: Path) -> None:
+    """`capdex search` in a fresh process answers through ONNX Runtime: torch, transformers and
+    sentence-transformers (~6 s and 1 GB of start-up) stay unimported."""
+    import subprocess
+    import sys
+
+    from tests.plugins import subprocess_env
+
+    torch_stack = ("torch", "transformers", "sentence_transformers", "timm")
+    report = ("import sys, json, runpy\n"
+              "sys.argv = ['capdex', *sys.argv[1:]]\n"
+              "try:\n    runpy.run_module('capdex.api.cli', run_name='__main__')\n"
+              "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+              f"print(json.dumps([m for m in {torch_stack!r} if m in sys.modules]), "
+              "file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", report, "search", "a plain red picture",
+                           "--data-dir", str(indexed), "--json"],
+                          env=subprocess_env(tmp_path / "site"), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    hits = json.loads(done.stdout)["results"]
+    assert hits and hits[0]["caption"] == "a plain red picture"
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize("args", [
+    ["similar", str(2**64)], ["caption-set", str(2**64), "text"], ["ask", "q" * 60_000],
+    ["ask", "what?", "--photo", str(2**64)],
+])
+def test_out_of_range_ids_and_overlong_questions_exit_2(indexed: Path, args: list[str]) -> None:
+    code, _, err = capdex(*args, "--data-dir", str(indexed))
+    assert code == 2 and "Traceback" not in err and len(err) < 2000, err

@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 from capdex.api.cli import app
 from tests.llm.chat_stub import ChatStub
-from tests.llm.fixtures import _chat_stub_server, chat_stub  # noqa: F401 - fixtures
 
 runner = CliRunner()
 
@@ -22,7 +21,7 @@ def capdex(*args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def indexed(colour_folder: Path, data_dir: Path, colour_captioner, monkeypatch: pytest.MonkeyPatch) -> str:  # type: ignore[no-untyped-def]
+def indexed(colour_folder: Path, data_dir: Path, colour_captioner, monkeypatch: pytest.MonkeyPatch) -> str:
     code, _, err = capdex("index", str(colour_folder), "--data-dir", str(data_dir),
                           "--captioner", "test-colour", "--no-ocr")
     assert code == 0, err

@@ -21,7 +21,7 @@ def capdex(*args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def indexed(colour_folder: Path, data_dir: Path, colour_captioner) -> Path:  # type: ignore[no-untyped-def]
+def indexed(colour_folder: Path, data_dir: Path, colour_captioner) -> Path:
     code, _, err = capdex("index", str(colour_folder), "--data-dir", str(data_dir),
                           "--captioner", "test-colour")
     assert code == 0, err
@@ -54,7 +54,7 @@ def test_status_of_a_missing_index(tmp_path: Path) -> None:
     assert not (tmp_path / "nowhere").exists()
 
 
-def test_an_index_without_photos_says_so(tmp_path: Path, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+def test_an_index_without_photos_says_so(tmp_path: Path, colour_captioner) -> None:
     (tmp_path / "empty").mkdir()
     code, _, _ = capdex("index", str(tmp_path / "empty"), "--data-dir", str(tmp_path / "d"),
                         "--captioner", "test-colour")
@@ -107,7 +107,7 @@ def test_status_says_which_models_wrote_the_captions(indexed: Path, tmp_path: Pa
     assert "captioner: tagger (the default for photos indexed next)" in out
 
 
-def test_caption_prints_the_text_ocr_read_too(tmp_path: Path, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+def test_caption_prints_the_text_ocr_read_too(tmp_path: Path, colour_captioner) -> None:
     """`capdex caption page.png`: the caption first, then the text, labelled (real RapidOCR)."""
     from capdex.samples import SAMPLES, write_samples
 
@@ -129,7 +129,7 @@ def test_caption_prints_the_text_ocr_read_too(tmp_path: Path, colour_captioner) 
     assert not (tmp_path / "d").exists()  # nothing stored
 
 
-def test_caption_says_when_a_photo_shows_no_text(colour_folder: Path, tmp_path: Path, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+def test_caption_says_when_a_photo_shows_no_text(colour_folder: Path, tmp_path: Path, colour_captioner) -> None:
     code, out, _ = capdex("caption", str(colour_folder / "red.jpg"), "--captioner", "test-colour",
                           "--data-dir", str(tmp_path / "d"))
     assert code == 0 and out == "a plain red picture\nText in the photo (OCR): none found\n"

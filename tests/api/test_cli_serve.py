@@ -20,7 +20,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list:
     return calls
 
 
-def serve(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def serve(*args: str, env: dict[str, str] | None = None):
     return runner.invoke(cli.app, ["serve", *args], env=env)
 
 

@@ -16,7 +16,6 @@ from capdex.settings import Settings
 from capdex.indexer.pipeline import Indexer
 from capdex.store.db import Database
 from tests.api.serving import configured, serving
-from tests.llm.fixtures import _chat_stub_server, chat_stub  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 #: Per operation and generation mode; with a fixed seed this is a bounded, repeatable run.
@@ -24,7 +23,7 @@ MAX_EXAMPLES = int(os.environ.get("CAPDEX_FUZZ_EXAMPLES", "40"))
 
 
 @pytest.fixture
-def server(settings: Settings, colour_folder: Path, embedder, colour_captioner,  # type: ignore[no-untyped-def]
+def server(settings: Settings, colour_folder: Path, embedder, colour_captioner,
            chat_stub) -> Iterator[str]:
     Indexer(settings, Database(settings.db_url), embedder=embedder).run([colour_folder])
     # Ask needs an LLM (without one it is a documented 503): the stub on loopback answers.
@@ -59,7 +58,7 @@ def test_no_request_gets_a_server_error_or_breaks_the_schema(server: str) -> Non
                       phases=[Phase.explicit, Phase.generate],
                       suppress_health_check=list(HealthCheck))
             @given(case=operation.as_strategy(generation_mode=mode))
-            def check(case) -> None:  # type: ignore[no-untyped-def]
+            def check(case) -> None:
                 response = case.call(base_url=server, timeout=60)
                 case.validate_response(response, checks=[not_a_server_error,
                                                           response_schema_conformance])

@@ -23,14 +23,14 @@ http = httpx.Client(timeout=60)
 
 
 @pytest.fixture
-def captioners(colour_captioner) -> None:  # type: ignore[no-untyped-def]
+def captioners(colour_captioner) -> None:
     GatedCaptioner.gate = threading.Event()
     registry.register(GatedCaptioner)
     registry.register(WordsCaptioner)
 
 
 @pytest.fixture
-def server(settings: Settings, colour_folder: Path, captioners) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def server(settings: Settings, colour_folder: Path, captioners) -> Iterator[str]:
     with serving(create_app(configured(settings, photo_roots=[colour_folder]))) as url:
         yield url
 
@@ -172,7 +172,7 @@ def test_paths_outside_the_roots_are_403_even_through_symlinks(server: str, colo
         assert response.status_code == 403, (path, response.text)
 
 
-def test_without_roots_indexing_over_http_is_off(settings: Settings, captioners) -> None:  # type: ignore[no-untyped-def]
+def test_without_roots_indexing_over_http_is_off(settings: Settings, captioners) -> None:
     with serving(create_app(settings)) as url:
         response = http.post(f"{url}/api/index", json={})
         assert response.status_code == 403 and "photo roots" in response.json()["detail"]
@@ -213,7 +213,7 @@ def test_captioners_are_listed(server: str) -> None:
     assert {"test-colour", "test-words", "tagger"} <= set(data["captioners"])
 
 
-def test_shutdown_stops_a_running_job(settings: Settings, colour_folder: Path, captioners) -> None:  # type: ignore[no-untyped-def]
+def test_shutdown_stops_a_running_job(settings: Settings, colour_folder: Path, captioners) -> None:
     app = create_app(configured(settings, photo_roots=[colour_folder]))
     with serving(app) as url:
         http.post(f"{url}/api/index", json={"captioner": "test-gated"})

@@ -41,7 +41,7 @@ class SlowColourCaptioner(ColourCaptioner):
 
 
 @pytest.fixture
-def server(settings: Settings, colour_folder: Path, embedder, colour_captioner) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def server(settings: Settings, colour_folder: Path, embedder, colour_captioner) -> Iterator[str]:
     Indexer(settings, Database(settings.db_url), embedder=embedder).run([colour_folder])
     names = list(COLOURS)
     for i in range(NEW_PHOTOS):

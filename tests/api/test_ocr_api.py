@@ -20,7 +20,7 @@ SIGN = "Grand opening sale at the bakery\nFresh bread every morning"
 
 
 @pytest.fixture
-def indexed(settings: Settings, photos: Path, embedder, colour_captioner) -> Settings:  # type: ignore[no-untyped-def]  # noqa: F811
+def indexed(settings: Settings, photos: Path, embedder, colour_captioner) -> Settings:  # noqa: F811
     Indexer(settings, Database(settings.db_url), embedder=embedder,
             ocr_engine=CountingOcr("1", SIGN)).run([photos])
     return settings

@@ -22,7 +22,7 @@ KEY = "k" * 24
 
 
 @pytest.fixture
-def indexed(settings: Settings, colour_folder: Path, embedder, colour_captioner) -> Settings:  # type: ignore[no-untyped-def]
+def indexed(settings: Settings, colour_folder: Path, embedder, colour_captioner) -> Settings:
     write_colour_photo(colour_folder / "big" / "wide.jpg", "green", size=(2400, 1200), seed=42)
     Indexer(settings, Database(settings.db_url), embedder=embedder).run([colour_folder])
     return settings

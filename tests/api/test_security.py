@@ -173,3 +173,169 @@ def test_no_route_takes_a_file_path(open_server: str) -> None:
                                            ("example.org", False), ("", False)])
 def test_is_loopback(host: str, expected: bool) -> None:
     assert is_loopback(host) is expected
+
+
+# -- serving photo files (issue 20, points 7, 8, 10) ---------------------------------------------
+@pytest.fixture
+def photo_server(settings: Settings, colour_folder: Path, embedder, colour_captioner):
+    """A server with photo roots, over an indexed colour folder; yields (url, red photo's id)."""
+    from capdex.indexer.pipeline import Indexer
+    from capdex.store.db import Database
+    from tests.api.serving import configured
+
+    Indexer(settings, Database(settings.db_url), embedder=embedder).run([colour_folder])
+    with serving(create_app(configured(settings, photo_roots=[colour_folder]))) as url:
+        listed = http.get(f"{url}/api/photos", params={"limit": 100}).json()["results"]
+        red = next(p["id"] for p in listed if p["path"].endswith("/red.jpg"))
+        yield url, red
+
+
+def _forget_cached_images(settings: Settings) -> None:
+    import shutil
+
+    for folder in ("thumbnails", "previews"):
+        shutil.rmtree(settings.data_dir / folder, ignore_errors=True)
+
+
+IMAGE_ROUTES = ("/file", "/thumbnail", "/preview")
+
+
+def test_an_indexed_photo_replaced_by_a_symlink_to_a_private_file_is_not_served(
+        photo_server, colour_folder: Path, tmp_path: Path, settings: Settings) -> None:
+    """Issue 20, point 7: `/file` served whatever the stored path pointed at now."""
+    url, red = photo_server
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"private key material\n" * 10)
+    secret.chmod(0o600)
+    _forget_cached_images(settings)
+    (colour_folder / "red.jpg").unlink()
+    (colour_folder / "red.jpg").symlink_to(secret)
+    for route in IMAGE_ROUTES:
+        response = http.get(f"{url}/api/photos/{red}{route}")
+        assert response.status_code == 404, (route, response.status_code)
+        assert b"private key" not in response.content
+
+
+def test_a_link_to_the_same_bytes_outside_the_roots_is_not_served(
+        photo_server, colour_folder: Path, tmp_path: Path, settings: Settings) -> None:
+    url, red = photo_server
+    copy = tmp_path / "elsewhere" / "red.jpg"
+    copy.parent.mkdir()
+    copy.write_bytes((colour_folder / "red.jpg").read_bytes())
+    _forget_cached_images(settings)
+    (colour_folder / "red.jpg").unlink()
+    (colour_folder / "red.jpg").symlink_to(copy)
+    for route in IMAGE_ROUTES:
+        response = http.get(f"{url}/api/photos/{red}{route}")
+        assert response.status_code == 404 and "photo root" in response.json()["detail"], route
+
+
+def test_a_file_overwritten_since_indexing_is_not_served_the_same_bytes_touched_are(
+        photo_server, colour_folder: Path, settings: Settings) -> None:
+    import os
+
+    from tests.conftest import write_colour_photo
+
+    url, red = photo_server
+    original = (colour_folder / "red.jpg").read_bytes()
+    os.utime(colour_folder / "red.jpg", ns=(1, 1))  # same bytes, another mtime: checked by hash
+    served = http.get(f"{url}/api/photos/{red}/file")
+    assert served.status_code == 200 and served.content == original
+    assert served.headers["content-type"] == "image/jpeg"
+    write_colour_photo(colour_folder / "red.jpg", "blue", seed=7)  # other bytes, same path
+    _forget_cached_images(settings)
+    for route in IMAGE_ROUTES:
+        response = http.get(f"{url}/api/photos/{red}{route}")
+        assert response.status_code == 404 and "changed since" in response.json()["detail"], route
+
+
+def test_a_photo_swapped_for_a_fifo_is_404_at_once(photo_server, colour_folder: Path,
+                                                  settings: Settings) -> None:
+    import os
+
+    url, red = photo_server
+    _forget_cached_images(settings)
+    (colour_folder / "red.jpg").unlink()
+    os.mkfifo(colour_folder / "red.jpg")
+    for route in IMAGE_ROUTES:
+        response = httpx.get(f"{url}/api/photos/{red}{route}", timeout=10)
+        assert response.status_code == 404 and "not a regular file" in response.json()["detail"]
+
+
+def test_indexing_a_root_over_http_does_not_follow_a_link_out_of_it(
+        photo_server, colour_folder: Path, tmp_path: Path) -> None:
+    """Issue 20, point 8: POST /api/index of the root indexed `root/link-out/out.jpg`."""
+    import time
+
+    from tests.conftest import write_colour_photo
+
+    url, _ = photo_server
+    write_colour_photo(tmp_path / "outside" / "out.jpg", "yellow", seed=99)
+    (colour_folder / "link-out").symlink_to(tmp_path / "outside")
+    job = http.post(f"{url}/api/index", json={"captioner": "test-colour"})
+    assert job.status_code in (200, 202), job.text
+    deadline = time.monotonic() + 120
+    while (state := http.get(f"{url}/api/jobs/{job.json()['id']}").json())["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert state["state"] == "done", state
+    listed = http.get(f"{url}/api/photos", params={"limit": 100}).json()["results"]
+    assert not [p for p in listed if "out.jpg" in p["path"]]
+    assert [p for p in listed if p["path"].endswith("/red.jpg")]
+
+
+def test_previews_decode_each_photo_once_and_at_most_n_at_a_time(
+        settings: Settings, colour_folder: Path, embedder, colour_captioner, monkeypatch) -> None:
+    """Issue 20, point 10: 16 concurrent previews of uncached 120-MP photos took 22.8 GB."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import capdex.images
+    from capdex.indexer.pipeline import Indexer
+    from capdex.store.db import Database
+    from tests.api.serving import configured
+
+    Indexer(settings, Database(settings.db_url), embedder=embedder).run([colour_folder])
+    _forget_cached_images(settings)
+    real = capdex.images.decode_image
+    lock = threading.Lock()
+    running, seen = [0], {"max": 0, "calls": 0, "hints": set()}
+
+    def slow_decode(path, **kwargs):
+        with lock:
+            running[0] += 1
+            seen["calls"] += 1
+            seen["max"] = max(seen["max"], running[0])
+            seen["hints"].add(kwargs.get("size_hint"))
+        try:
+            time.sleep(0.3)
+            return real(path, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(capdex.images, "decode_image", slow_decode)
+    with serving(create_app(configured(settings, preview_decodes=2))) as url:
+        ids = [p["id"] for p in http.get(f"{url}/api/photos").json()["results"]]
+        assert len(ids) == 6
+
+        def get(photo_id: int) -> int:
+            return http.get(f"{url}/api/photos/{photo_id}/preview").status_code
+
+        with ThreadPoolExecutor(16) as pool:
+            same = list(pool.map(get, [ids[0]] * 8))
+        assert same == [200] * 8 and seen["calls"] == 1  # eight requests, one decode
+        with ThreadPoolExecutor(16) as pool:
+            codes = list(pool.map(get, ids[1:] * 3))
+        assert codes == [200] * 15
+        assert seen["calls"] == 6 and seen["max"] <= 2
+        assert seen["hints"] == {1600}  # decoded at the preview's size (JPEG draft mode)
+
+
+def test_decode_slots_follow_the_setting_or_the_memory() -> None:
+    from capdex.api.photo_files import decode_slots
+
+    assert decode_slots(120_000_000, 3) == 3
+    assert 1 <= decode_slots(120_000_000) <= 64
+    assert decode_slots(10**12) == 1  # an image that big: one at a time

@@ -40,7 +40,7 @@ def test_only_temp_files_of_dead_writers_are_removed(tmp_path: Path) -> None:
     assert not any(p.exists() for p in left) and mine.exists() and other.exists()
 
 
-def test_a_non_durable_write_is_still_atomic_and_leaves_no_temp_file(tmp_path):  # type: ignore[no-untyped-def]
+def test_a_non_durable_write_is_still_atomic_and_leaves_no_temp_file(tmp_path):
     from capdex.atomic import atomic_write_bytes
 
     target = tmp_path / "sub" / "cache.bin"

@@ -77,6 +77,20 @@ def test_the_pixel_cap_is_the_setting_not_pillows_default(tmp_path: Path) -> Non
         decode_image(path, max_pixels=1_000_000)
 
 
+def test_a_pixel_cap_above_pillows_own_limit_takes_effect(tmp_path: Path) -> None:
+    """Issue 20, point 9: CAPDEX_MAX_IMAGE_PIXELS above 179 MP had no effect: Pillow's own
+    limit (twice its MAX_IMAGE_PIXELS) refused a 201-MP PNG before our check ran."""
+    from tests.odd_files import bomb_png
+
+    path = tmp_path / "huge.png"
+    path.write_bytes(bomb_png(15_000, 13_400))  # 201 MP (its pixel data is a stub)
+    with pytest.raises(ImageLoadError) as caught:
+        decode_image(path, max_pixels=250_000_000)
+    assert "bomb" not in str(caught.value) and "limit" not in str(caught.value)  # decoded
+    with pytest.raises(ImageLoadError, match="over the limit of 200,000,000"):
+        decode_image(path, max_pixels=200_000_000)
+
+
 def test_heic_under_a_jpg_name_is_decoded(tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -97,7 +111,7 @@ def test_heic_under_a_jpg_name_is_decoded(tmp_path: Path) -> None:
     assert out.returncode == 0 and out.stdout.strip() == "(48, 32)", out.stderr
 
 
-def test_size_hint_shrinks_large_non_jpeg_images_but_never_below_the_hint(tmp_path):  # type: ignore[no-untyped-def]
+def test_size_hint_shrinks_large_non_jpeg_images_but_never_below_the_hint(tmp_path):
     import numpy as np
     from PIL import Image
 
@@ -114,7 +128,7 @@ def test_size_hint_shrinks_large_non_jpeg_images_but_never_below_the_hint(tmp_pa
     assert np.abs(np.asarray(decoded.image, dtype=np.int16) - small).max() <= 1
 
 
-def test_a_short_and_long_side_hint_decodes_4_3_photos_at_an_eighth(tmp_path):  # type: ignore[no-untyped-def]
+def test_a_short_and_long_side_hint_decodes_4_3_photos_at_an_eighth(tmp_path):
     """(224, 384): the model's 224 on the short side, a 384 thumbnail box on the long side. A
     12-MP JPEG then decodes at 1/8 scale (500x375), not 1/4 as a 384-per-side hint would ask."""
     from PIL import Image

@@ -34,7 +34,7 @@ def test_nothing_kept_is_no_text() -> None:
 
 
 @pytest.fixture(scope="module")
-def skimage_photo():  # type: ignore[no-untyped-def]
+def skimage_photo():
     import skimage
 
     folder = os.path.join(os.path.dirname(skimage.__file__), "data")
@@ -42,7 +42,7 @@ def skimage_photo():  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.slow
-def test_the_page_is_read_and_the_cat_shows_no_text(skimage_photo) -> None:  # type: ignore[no-untyped-def]
+def test_the_page_is_read_and_the_cat_shows_no_text(skimage_photo) -> None:
     engine = shared_engine(0.6)
     page = engine.read(skimage_photo("page.png"))
     assert "markers of the coins" in page.text
@@ -67,7 +67,7 @@ def test_a_missing_engine_names_the_package_and_the_way_out(monkeypatch: pytest.
 
     real_import = builtins.__import__
 
-    def no_rapidocr(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def no_rapidocr(name, *args, **kwargs):
         if name.startswith("rapidocr_onnxruntime"):
             raise ImportError(name)
         return real_import(name, *args, **kwargs)
@@ -90,7 +90,7 @@ def test_large_photos_are_searched_for_text_at_the_detection_side() -> None:
     ImageDraw.Draw(photo).text((150, 600), "FRESH BREAD DAILY", fill=(20, 20, 20), font=font)
     engine = OcrEngine(0.6)
     engine.load()
-    detector = engine._engine.text_det  # type: ignore[attr-defined]
+    detector = engine._engine.text_det
     seen: list[tuple[int, ...]] = []
     infer = detector.infer
     detector.infer = lambda batch: seen.append(batch.shape) or infer(batch)

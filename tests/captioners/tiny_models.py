@@ -40,7 +40,7 @@ def write_librephotos_vocab(path: Path, words: list[str], module: str = "build_v
     Vocabulary.__module__ = module
     Vocabulary.__qualname__ = "Vocabulary"
     fake_module = types.ModuleType(module)
-    fake_module.Vocabulary = Vocabulary  # type: ignore[attr-defined]
+    fake_module.Vocabulary = Vocabulary
     previous = sys.modules.get(module)
     # pickle imports the module's top-level package too: stand in for missing parents
     parents = [module.rsplit(".", n)[0] for n in range(module.count("."), 0, -1)]
@@ -355,10 +355,10 @@ def speak_only_words(model: object, tokenizer: object, words: list[str] = CAPTIO
     """
     import torch
 
-    vocab = tokenizer.get_vocab()  # type: ignore[attr-defined]
+    vocab = tokenizer.get_vocab()
     assert all("Ġ" + word in vocab for word in words), "every word must be one BPE piece"
     ids = [vocab["Ġ" + word] for word in words]
-    head = model.get_output_embeddings()  # type: ignore[attr-defined]
+    head = model.get_output_embeddings()
     keep = torch.zeros(head.weight.shape[0], dtype=torch.bool)
     keep[ids] = True
     with torch.no_grad():
@@ -368,7 +368,7 @@ def speak_only_words(model: object, tokenizer: object, words: list[str] = CAPTIO
 
 def _save_vocab_and_merges(tokenizer: object, folder: Path) -> None:
     """vocab.json + merges.txt next to tokenizer.json, as GPT-2-family repos publish them."""
-    tokenizer.model.save(str(folder))  # type: ignore[attr-defined]
+    tokenizer.model.save(str(folder))
 
 
 def _tiny_vision(**overrides: object) -> dict[str, object]:

@@ -38,8 +38,8 @@ def db(settings: Settings) -> Database:
 
 
 @pytest.fixture
-def run(settings: Settings, db: Database, embedder: Embedder, colour_captioner):  # type: ignore[no-untyped-def]
-    def _run(*roots: Path, **kwargs):  # type: ignore[no-untyped-def]
+def run(settings: Settings, db: Database, embedder: Embedder, colour_captioner):
+    def _run(*roots: Path, **kwargs):
         return Indexer(settings, db, embedder=embedder, **kwargs).run(roots)
 
     return _run
@@ -68,7 +68,7 @@ def vector_matches(db: Database, embedder: Embedder, photo_id: int, text: str) -
     return bool(np.allclose(np.frombuffer(blob, np.float32), embedder.embed([text])[0], atol=1e-5))
 
 
-def test_a_sidecar_description_becomes_the_human_caption(run, colour_folder, settings, db, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_a_sidecar_description_becomes_the_human_caption(run, colour_folder, settings, db, embedder) -> None:
     (colour_folder / "red.jpg.xmp").write_text(xmp("grandma's birthday cake"))
     summary = run(colour_folder)
     assert summary.new == 6 and summary.sidecar_captions == 1
@@ -79,7 +79,7 @@ def test_a_sidecar_description_becomes_the_human_caption(run, colour_folder, set
     assert top_hit(settings, db, embedder, "birthday cake") == ("red.jpg", "grandma's birthday cake")
 
 
-def test_sidecar_edits_update_the_caption_without_recaptioning(run, colour_folder, db, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_sidecar_edits_update_the_caption_without_recaptioning(run, colour_folder, db, embedder) -> None:
     sidecar = colour_folder / "nested" / "green.xmp"  # the IMG.xmp form
     sidecar.write_text(xmp("a meadow"))
     run(colour_folder)
@@ -103,26 +103,26 @@ def test_sidecar_edits_update_the_caption_without_recaptioning(run, colour_folde
     assert captions_of(db, photo)["human"] == ("sheep again", "xmp")
 
 
-def test_an_unchanged_sidecar_is_not_read_again(run, colour_folder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_an_unchanged_sidecar_is_not_read_again(run, colour_folder, monkeypatch) -> None:
     (colour_folder / "red.jpg.xmp").write_text(xmp("cake"))
     run(colour_folder)
     import capdex.indexer.sidecars
 
-    def fail(path: str):  # type: ignore[no-untyped-def]
+    def fail(path: str):
         raise AssertionError(f"{path} was read again")
 
     monkeypatch.setattr(capdex.indexer.sidecars, "read_sidecar", fail)
     assert run(colour_folder).sidecar_captions == 0
 
 
-def test_a_broken_sidecar_loses_nothing(run, colour_folder, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_broken_sidecar_loses_nothing(run, colour_folder, db) -> None:
     (colour_folder / "red.jpg.xmp").write_bytes(b"<not xml")
     summary = run(colour_folder)
     assert summary.new == 6 and summary.failed == 0
     assert captions_of(db, photo_id_of(db, colour_folder / "red.jpg"))["machine"][0] == "a plain red picture"
 
 
-def test_a_person_s_caption_outranks_machines_and_sidecars(run, colour_folder, settings, db, embedder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_person_s_caption_outranks_machines_and_sidecars(run, colour_folder, settings, db, embedder, monkeypatch) -> None:
     run(colour_folder)
     photo = photo_id_of(db, colour_folder / "blue.jpg")
     change = set_human_caption(db, embedder, photo, "  our boat,\n on the lake  ")
@@ -146,7 +146,7 @@ def test_a_person_s_caption_outranks_machines_and_sidecars(run, colour_folder, s
     assert vector_matches(db, embedder, photo, "a plain blue picture")
 
 
-def test_bad_caption_edits_are_refused(run, colour_folder, db, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_bad_caption_edits_are_refused(run, colour_folder, db, embedder) -> None:
     run(colour_folder)
     photo = photo_id_of(db, colour_folder / "red.jpg")
     with pytest.raises(CaptionRejected, match="empty"):
@@ -157,7 +157,7 @@ def test_bad_caption_edits_are_refused(run, colour_folder, db, embedder) -> None
         set_human_caption(db, embedder, 999_999, "nobody")
 
 
-def test_write_xmp_writes_sidecars_and_never_touches_photos(run, colour_folder, db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_write_xmp_writes_sidecars_and_never_touches_photos(run, colour_folder, db, monkeypatch) -> None:
     (colour_folder / "red.jpg.xmp").write_text(xmp("a person wrote this"))
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in colour_folder.rglob("*.jpg")}
     summary = run(colour_folder, write_xmp=True)
@@ -178,10 +178,10 @@ def test_write_xmp_writes_sidecars_and_never_touches_photos(run, colour_folder, 
     assert run(colour_folder, recaption=True, write_xmp=True).sidecars_written == 5
 
 
-def test_a_read_only_folder_is_reported_not_fatal(run, colour_folder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_read_only_folder_is_reported_not_fatal(run, colour_folder, monkeypatch) -> None:
     import capdex.indexer.xmp
 
-    def refuse(path, data):  # type: ignore[no-untyped-def]
+    def refuse(path, data):
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(capdex.indexer.xmp, "atomic_write_bytes", refuse)
@@ -190,7 +190,7 @@ def test_a_read_only_folder_is_reported_not_fatal(run, colour_folder, monkeypatc
     assert not list(colour_folder.rglob("*.xmp"))
 
 
-def test_the_index_file_always_matches_the_database_after_an_edit(run, colour_folder, settings, db, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_the_index_file_always_matches_the_database_after_an_edit(run, colour_folder, settings, db, embedder) -> None:
     run(colour_folder)
     engine = SearchEngine(settings, db, embedder)
     change = set_human_caption(db, embedder, photo_id_of(db, colour_folder / "red.jpg"), "a fire truck")

@@ -53,7 +53,7 @@ def photos_committed(data_dir: Path) -> int:
         return 0  # not created (or not migrated) yet
 
 
-def wait_until(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+def wait_until(condition, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -79,7 +79,7 @@ def test_kill_9_at_random_moments_then_a_clean_run_leaves_everything_consistent(
         if round_ == 0:
             time.sleep(rng.uniform(0.2, 3.0))  # anywhere: start-up, migration, first batches
         else:  # a random moment while batches are being committed and the index saved
-            wait_until(lambda: photos_committed(data_dir) > before or proc.poll() is not None, 60)
+            wait_until(lambda: photos_committed(data_dir) > before or proc.poll() is not None, 60)  # noqa: B023 - called in this iteration
             time.sleep(rng.uniform(0.0, 0.8))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
@@ -114,7 +114,7 @@ def test_two_indexers_at_once_never_corrupt_the_store(tmp_path: Path) -> None:
     codes = [code for code, _, _ in results]
     assert codes[2] == 2 and "another capdex index run is using" in results[2][2]
     assert sorted(codes[:2]) in ([0, 0], [0, 2]), [err for _, _, err in results]
-    for code, out, err in results:
+    for code, _, err in results:
         if code == 2:
             assert "another capdex index run is using" in err and "Traceback" not in err
     new = sum(json.loads(out)["new"] for code, out, _ in results if code == 0)

@@ -39,7 +39,7 @@ def _vectors(db: Database) -> dict[int, tuple[int | None, np.ndarray]]:
 
 
 def test_an_imported_photo_with_text_gets_the_vector_an_index_run_gives_it(
-    settings: Settings, colour_captioner, embedder: Embedder, page: Path  # type: ignore[no-untyped-def]
+    settings: Settings, colour_captioner, embedder: Embedder, page: Path
 ) -> None:
     """A photo whose vector is missing (an embedder change, a --reembed cut short) is embedded
     by `capdex import` from its caption *and* its OCR text, exactly as `capdex index` does."""

@@ -31,7 +31,7 @@ SYDNEY = {1: "S", 2: (IFDRational(33, 1), IFDRational(51, 1), IFDRational(3549, 
           3: "E", 4: (151.0, 12.0, 40.0)}
 
 
-def metadata_of(path: Path):  # type: ignore[no-untyped-def]
+def metadata_of(path: Path):
     decoded = decode_image(path, max_pixels=10**8)
     return read_metadata(decoded.exif, decoded.size)
 

@@ -52,7 +52,7 @@ def db(settings: Settings) -> Database:
 def index_file(settings: Settings) -> tuple[dict, faiss.Index]:
     """The index file's metadata (what says which vectors it holds left out) and the index."""
     meta = read_meta(settings.index_path) or {}
-    return ({k: v for k, v in meta.items() if k not in ("max_id", "size")},
+    return ({k: v for k, v in meta.items() if k not in ("max_id", "size", "sha256")},
             faiss.read_index(str(settings.index_path)))
 
 
@@ -63,7 +63,7 @@ def vector_ids(db: Database, embedder: Embedder) -> list[int]:
 
 @pytest.mark.slow
 def test_switching_embedders_reembeds_without_recaptioning_and_never_mixes(
-        colour_folder, settings, db, embedder, tiny_embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+        colour_folder, settings, db, embedder, tiny_embedder, colour_captioner) -> None:
     Indexer(settings, db, embedder=embedder).run([colour_folder])
     ColourCaptioner.calls = []
 
@@ -86,7 +86,7 @@ def test_switching_embedders_reembeds_without_recaptioning_and_never_mixes(
 
 
 def test_a_server_with_another_embedder_rebuilds_instead_of_mixing(
-        colour_folder, settings, db, embedder, tiny_embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+        colour_folder, settings, db, embedder, tiny_embedder, colour_captioner) -> None:
     Indexer(settings, db, embedder=embedder).run([colour_folder])
     engine = SearchEngine(settings, db, embedder)
     assert len(engine.search("red", k=10, mode="semantic", min_score=-1.0).results) == 6
@@ -95,7 +95,7 @@ def test_a_server_with_another_embedder_rebuilds_instead_of_mixing(
     assert len(engine.search("red", k=10, mode="semantic", min_score=-1.0).results) == 6
 
 
-def test_reembed_replaces_every_vector_and_keeps_captions(colour_folder, settings, db, embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+def test_reembed_replaces_every_vector_and_keeps_captions(colour_folder, settings, db, embedder, colour_captioner) -> None:
     Indexer(settings, db, embedder=embedder).run([colour_folder])
     before = vector_ids(db, embedder)
     with db.read() as session:

@@ -39,7 +39,7 @@ class CountingOcr(OcrEngine):
         if self._text_for_page is None:
             shared_engine(0.6).load()
 
-    def read(self, image) -> OcrResult:  # type: ignore[no-untyped-def]
+    def read(self, image) -> OcrResult:
         self.reads += 1
         if self._text_for_page is not None:  # the page is the wide one
             return OcrResult(self._text_for_page if image.width == 384 else "", 0.9)
@@ -64,8 +64,8 @@ def db(settings: Settings) -> Database:
 
 
 @pytest.fixture
-def index(settings: Settings, db: Database, embedder: Embedder, colour_captioner, photos: Path):  # type: ignore[no-untyped-def]
-    def _index(**kwargs):  # type: ignore[no-untyped-def]
+def index(settings: Settings, db: Database, embedder: Embedder, colour_captioner, photos: Path):
+    def _index(**kwargs):
         return Indexer(settings, db, embedder=embedder, **kwargs).run([photos])
 
     return _index
@@ -83,7 +83,7 @@ def top(settings: Settings, db: Database, embedder: Embedder, query: str, mode: 
 
 
 @pytest.mark.slow
-def test_the_page_text_is_stored_embedded_and_found_first(index, settings, db, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_the_page_text_is_stored_embedded_and_found_first(index, settings, db, embedder) -> None:
     summary = index()
     assert (summary.new, summary.ocr_read, summary.ocr_with_text) == (2, 2, 1)
     rows = ocr_rows(db)
@@ -106,7 +106,7 @@ def test_the_page_text_is_stored_embedded_and_found_first(index, settings, db, e
     assert index().ocr_read == 0  # current OCR is not redone
 
 
-def test_ocr_off_stores_no_text(index, settings, db, embedder, photos) -> None:  # type: ignore[no-untyped-def]
+def test_ocr_off_stores_no_text(index, settings, db, embedder, photos) -> None:
     assert index(ocr=False).ocr_read == 0
     assert ocr_rows(db) == {}
     off = Settings(data_dir=settings.data_dir, captioner="test-colour", ocr=False)
@@ -114,7 +114,7 @@ def test_ocr_off_stores_no_text(index, settings, db, embedder, photos) -> None: 
     assert Indexer(settings, db, embedder=embedder).ocr is not None  # on by default
 
 
-def test_no_ocr_on_the_command_line(settings, colour_captioner, photos, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_no_ocr_on_the_command_line(settings, colour_captioner, photos, embedder) -> None:
     from typer.testing import CliRunner
 
     from capdex.api.cli import app
@@ -127,7 +127,7 @@ def test_no_ocr_on_the_command_line(settings, colour_captioner, photos, embedder
 
 
 @pytest.mark.slow
-def test_a_new_engine_version_redoes_ocr_only(index, settings, db, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_engine_version_redoes_ocr_only(index, settings, db, embedder) -> None:
     index()
     captioned = ColourCaptioner.captioned()
     with db.read() as session:
@@ -144,7 +144,7 @@ def test_a_new_engine_version_redoes_ocr_only(index, settings, db, embedder) -> 
     assert again.reads == 0
 
 
-def test_changed_text_is_embedded_again_and_searchable(index, settings, db, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_changed_text_is_embedded_again_and_searchable(index, settings, db, embedder) -> None:
     index(ocr_engine=CountingOcr("1", "Grand opening sale at the bakery"))
     assert top(settings, db, embedder, "bakery sale") == "page.png"
     captioned = ColourCaptioner.captioned()
@@ -156,7 +156,7 @@ def test_changed_text_is_embedded_again_and_searchable(index, settings, db, embe
         assert session.scalar(select(func.count(Vector.id))) == 2
 
 
-def test_recaptioning_keeps_the_text_in_the_vector(index, settings, db, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_recaptioning_keeps_the_text_in_the_vector(index, settings, db, embedder) -> None:
     engine = CountingOcr("1", "Grand opening sale at the bakery")
     index(ocr_engine=engine)
     page_id = ocr_rows(db)["page"].photo_id
@@ -167,7 +167,7 @@ def test_recaptioning_keeps_the_text_in_the_vector(index, settings, db, embedder
     assert top(settings, db, embedder, "bakery sale") == "page.png"
 
 
-def test_a_missing_engine_stops_the_run_before_it_changes_anything(index, db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_engine_stops_the_run_before_it_changes_anything(index, db, monkeypatch) -> None:
     from importlib import metadata
 
     real = metadata.version
@@ -184,7 +184,7 @@ def test_embedding_text_adds_the_first_words_shown() -> None:
     assert embedding_text("a page", "one two\nthree four", 3) == "a page Text: one two three"
 
 
-def test_a_persons_caption_is_embedded_with_the_text_shown(index, settings, db, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_a_persons_caption_is_embedded_with_the_text_shown(index, settings, db, embedder) -> None:
     from capdex.indexer.human import clear_human_caption, set_human_caption
 
     index(ocr_engine=CountingOcr("1", "Grand opening sale at the bakery"))

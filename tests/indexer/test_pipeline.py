@@ -15,7 +15,7 @@ from capdex.indexer.pipeline import Indexer, IndexerError
 from capdex.search.engine import SearchEngine
 from capdex.store.db import Database
 from capdex.store.models import Caption, IndexingError, Photo
-from capdex.store.vectors import read_meta
+from capdex.store.vectors import file_checksum, read_meta
 from tests.conftest import ColourCaptioner, write_colour_photo
 
 
@@ -25,8 +25,8 @@ def db(settings: Settings) -> Database:
 
 
 @pytest.fixture
-def run(settings: Settings, db: Database, embedder: Embedder, colour_captioner):  # type: ignore[no-untyped-def]
-    def _run(*roots: Path, **kwargs):  # type: ignore[no-untyped-def]
+def run(settings: Settings, db: Database, embedder: Embedder, colour_captioner):
+    def _run(*roots: Path, **kwargs):
         return Indexer(settings, db, embedder=embedder, **kwargs).run(roots)
 
     return _run
@@ -47,7 +47,7 @@ def top_path(settings: Settings, db: Database, embedder: Embedder, query: str) -
     return Path(results.results[0].path).name
 
 
-def test_first_run_captions_everything_and_search_finds_it(run, colour_folder, settings, db, embedder):  # type: ignore[no-untyped-def]
+def test_first_run_captions_everything_and_search_finds_it(run, colour_folder, settings, db, embedder):
     summary = run(colour_folder)
     assert summary.new == 6 and summary.failed == 0
     assert ColourCaptioner.captioned() == 6
@@ -56,7 +56,7 @@ def test_first_run_captions_everything_and_search_finds_it(run, colour_folder, s
     assert top_path(settings, db, embedder, "a yellow image") == "yellow.jpg"
 
 
-def test_second_run_does_no_captioning(run, colour_folder):  # type: ignore[no-untyped-def]
+def test_second_run_does_no_captioning(run, colour_folder):
     run(colour_folder)
     ColourCaptioner.calls = []
     summary = run(colour_folder)
@@ -64,7 +64,7 @@ def test_second_run_does_no_captioning(run, colour_folder):  # type: ignore[no-u
     assert summary.unchanged == 6 and summary.new == 0
 
 
-def test_touching_a_file_rehashes_but_does_not_caption(run, colour_folder):  # type: ignore[no-untyped-def]
+def test_touching_a_file_rehashes_but_does_not_caption(run, colour_folder):
     run(colour_folder)
     ColourCaptioner.calls = []
     os.utime(colour_folder / "red.jpg", ns=(1, 2_000_000_000))
@@ -72,7 +72,7 @@ def test_touching_a_file_rehashes_but_does_not_caption(run, colour_folder):  # t
     assert ColourCaptioner.captioned() == 0 and summary.new == 0 and summary.unchanged == 5
 
 
-def test_copy_adds_a_file_but_no_photo_and_no_caption(run, colour_folder, settings, db, embedder):  # type: ignore[no-untyped-def]
+def test_copy_adds_a_file_but_no_photo_and_no_caption(run, colour_folder, settings, db, embedder):
     run(colour_folder)
     ColourCaptioner.calls = []
     shutil.copy(colour_folder / "red.jpg", colour_folder / "red-copy.jpg")
@@ -82,7 +82,7 @@ def test_copy_adds_a_file_but_no_photo_and_no_caption(run, colour_folder, settin
     assert (counts["photos"], counts["files"]) == (6, 7)
 
 
-def test_moved_file_is_not_captioned_again(run, colour_folder, settings, db, embedder):  # type: ignore[no-untyped-def]
+def test_moved_file_is_not_captioned_again(run, colour_folder, settings, db, embedder):
     run(colour_folder)
     ColourCaptioner.calls = []
     (colour_folder / "elsewhere").mkdir()
@@ -93,7 +93,7 @@ def test_moved_file_is_not_captioned_again(run, colour_folder, settings, db, emb
     assert consistent_counts(settings, db, embedder)["files"] == 6
 
 
-def test_deleted_file_disappears_from_results(run, colour_folder, settings, db, embedder):  # type: ignore[no-untyped-def]
+def test_deleted_file_disappears_from_results(run, colour_folder, settings, db, embedder):
     run(colour_folder)
     (colour_folder / "red.jpg").unlink()
     summary = run(colour_folder)
@@ -103,7 +103,7 @@ def test_deleted_file_disappears_from_results(run, colour_folder, settings, db, 
     assert consistent_counts(settings, db, embedder)["photos"] == 5
 
 
-def test_deleted_then_restored_file_is_not_captioned_again(run, colour_folder, tmp_path):  # type: ignore[no-untyped-def]
+def test_deleted_then_restored_file_is_not_captioned_again(run, colour_folder, tmp_path):
     run(colour_folder)
     shutil.move(colour_folder / "red.jpg", tmp_path / "red.jpg")
     run(colour_folder)
@@ -113,7 +113,7 @@ def test_deleted_then_restored_file_is_not_captioned_again(run, colour_folder, t
     assert ColourCaptioner.captioned() == 0 and summary.copied == 1 and summary.reembedded == 1
 
 
-def test_edited_file_is_captioned_anew(run, colour_folder, settings, db, embedder):  # type: ignore[no-untyped-def]
+def test_edited_file_is_captioned_anew(run, colour_folder, settings, db, embedder):
     run(colour_folder)
     ColourCaptioner.calls = []
     write_colour_photo(colour_folder / "red.jpg", "blue", seed=99)
@@ -125,7 +125,7 @@ def test_edited_file_is_captioned_anew(run, colour_folder, settings, db, embedde
     assert {Path(h.path).name for h in results} == {"red.jpg", "blue.jpg"}
 
 
-def test_identical_new_files_are_captioned_once(run, tmp_path, settings, db, embedder):  # type: ignore[no-untyped-def]
+def test_identical_new_files_are_captioned_once(run, tmp_path, settings, db, embedder):
     root = tmp_path / "dups"
     write_colour_photo(root / "a.jpg", "green", seed=3)
     shutil.copy(root / "a.jpg", root / "b.jpg")
@@ -135,7 +135,7 @@ def test_identical_new_files_are_captioned_once(run, tmp_path, settings, db, emb
     assert (counts["photos"], counts["files"]) == (1, 2)
 
 
-def test_broken_files_are_recorded_and_skipped_then_retried_when_fixed(run, colour_folder, db):  # type: ignore[no-untyped-def]
+def test_broken_files_are_recorded_and_skipped_then_retried_when_fixed(run, colour_folder, db):
     bad = colour_folder / "broken.jpg"
     bad.write_bytes(b"this is not a jpeg")
     summary = run(colour_folder)
@@ -152,10 +152,10 @@ def test_broken_files_are_recorded_and_skipped_then_retried_when_fixed(run, colo
         assert session.scalar(select(func.count(IndexingError.id))) == 0
 
 
-def test_a_captioner_that_fails_on_one_image_loses_only_that_image(run, colour_folder, db, monkeypatch):  # type: ignore[no-untyped-def]
+def test_a_captioner_that_fails_on_one_image_loses_only_that_image(run, colour_folder, db, monkeypatch):
     original = ColourCaptioner.caption_batch
 
-    def picky(self, images):  # type: ignore[no-untyped-def]
+    def picky(self, images):
         if any(img.getpixel((0, 0))[2] > 150 and img.getpixel((0, 0))[0] < 100 for img in images):
             raise RuntimeError("model cannot handle blue")
         return original(self, images)
@@ -166,7 +166,7 @@ def test_a_captioner_that_fails_on_one_image_loses_only_that_image(run, colour_f
     assert "model cannot handle blue" in summary.failures[0][1]
 
 
-def test_recaption_redoes_only_other_captioners_work(run, colour_folder, db, monkeypatch):  # type: ignore[no-untyped-def]
+def test_recaption_redoes_only_other_captioners_work(run, colour_folder, db, monkeypatch):
     run(colour_folder)
     ColourCaptioner.calls = []
     run(colour_folder, recaption=True)
@@ -179,7 +179,7 @@ def test_recaption_redoes_only_other_captioners_work(run, colour_folder, db, mon
     assert versions == {"2"}
 
 
-def test_missing_root_is_an_error_and_changes_nothing(run, colour_folder, tmp_path, db):  # type: ignore[no-untyped-def]
+def test_missing_root_is_an_error_and_changes_nothing(run, colour_folder, tmp_path, db):
     run(colour_folder)
     with pytest.raises(IndexerError, match="no such file"):
         run(tmp_path / "unmounted-nas")
@@ -187,7 +187,7 @@ def test_missing_root_is_an_error_and_changes_nothing(run, colour_folder, tmp_pa
         assert session.scalar(select(func.count(Photo.id))) == 6
 
 
-def test_a_second_indexer_on_the_same_data_dir_is_refused(run, colour_folder, settings):  # type: ignore[no-untyped-def]
+def test_a_second_indexer_on_the_same_data_dir_is_refused(run, colour_folder, settings):
     from filelock import FileLock
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -196,7 +196,7 @@ def test_a_second_indexer_on_the_same_data_dir_is_refused(run, colour_folder, se
             run(colour_folder)
 
 
-def test_thumbnails_are_written_during_indexing(run, colour_folder, settings, db):  # type: ignore[no-untyped-def]
+def test_thumbnails_are_written_during_indexing(run, colour_folder, settings, db):
     from capdex.indexer.thumbnails import thumbnail_path
 
     run(colour_folder)
@@ -205,18 +205,19 @@ def test_thumbnails_are_written_during_indexing(run, colour_folder, settings, db
     assert all(thumbnail_path(settings, h).is_file() for h in hashes)
 
 
-def test_index_file_records_its_embedder(run, colour_folder, settings, embedder):  # type: ignore[no-untyped-def]
+def test_index_file_records_its_embedder(run, colour_folder, settings, embedder):
     run(colour_folder)
     meta = read_meta(settings.index_path)
     assert meta is not None and meta["max_id"] is not None
     assert meta == {"embedder": embedder.name, "dim": 384, "count": 6, "max_id": meta["max_id"],
-                    "size": settings.index_path.stat().st_size}
+                    "size": settings.index_path.stat().st_size,
+                    "sha256": file_checksum(settings.index_path)}
 
 
-def test_a_captioner_that_cannot_run_stops_the_run_without_recording_photos_as_broken(run, colour_folder, db, monkeypatch):  # type: ignore[no-untyped-def]
+def test_a_captioner_that_cannot_run_stops_the_run_without_recording_photos_as_broken(run, colour_folder, db, monkeypatch):
     from capdex.captioners import CaptionerError
 
-    def unavailable(self, images):  # type: ignore[no-untyped-def]
+    def unavailable(self, images):
         raise CaptionerError("endpoint http://127.0.0.1:9 refused the connection")
 
     monkeypatch.setattr(ColourCaptioner, "caption_batch", unavailable)

@@ -27,7 +27,7 @@ class ShoutingCaptioner(ColourCaptioner):
 
 
 @pytest.fixture
-def indexed(settings: Settings, colour_folder: Path, embedder: Embedder, colour_captioner) -> Database:  # type: ignore[no-untyped-def]
+def indexed(settings: Settings, colour_folder: Path, embedder: Embedder, colour_captioner) -> Database:
     db = Database(settings.db_url)
     Indexer(settings, db, embedder=embedder).run([colour_folder])
     return db

@@ -26,8 +26,8 @@ def db(settings: Settings) -> Database:
 
 
 @pytest.fixture
-def run(settings: Settings, db: Database, embedder: Embedder, colour_captioner):  # type: ignore[no-untyped-def]
-    def _run(*roots: Path):  # type: ignore[no-untyped-def]
+def run(settings: Settings, db: Database, embedder: Embedder, colour_captioner):
+    def _run(*roots: Path):
         return Indexer(settings, db, embedder=embedder).run(roots)
 
     return _run
@@ -43,11 +43,11 @@ def stored_ids(db: Database, embedder: Embedder) -> list[int]:
     return repo.vector_ids(db, embedder.name).tolist()
 
 
-def test_an_unchanged_re_run_does_not_open_the_vector_index(run, colour_folder, settings, db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_an_unchanged_re_run_does_not_open_the_vector_index(run, colour_folder, settings, db, monkeypatch) -> None:
     run(colour_folder)
     before = settings.index_path.stat()
 
-    def must_not(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def must_not(*args, **kwargs):
         raise AssertionError("an unchanged re-run opened the vector index")
 
     monkeypatch.setattr(VectorIndex, "load", must_not)
@@ -58,7 +58,7 @@ def test_an_unchanged_re_run_does_not_open_the_vector_index(run, colour_folder, 
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
-def test_a_save_lost_in_a_crash_is_made_good_by_the_next_unchanged_run(run, colour_folder, settings, db, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_a_save_lost_in_a_crash_is_made_good_by_the_next_unchanged_run(run, colour_folder, settings, db, embedder) -> None:
     """The run that removed a photo committed, then died before saving the index: the old file
     (and its metadata) still hold the removed vector. Nothing changes on disk after that."""
     run(colour_folder)
@@ -74,7 +74,7 @@ def test_a_save_lost_in_a_crash_is_made_good_by_the_next_unchanged_run(run, colo
     assert file_ids(settings) == stored_ids(db, embedder) and len(file_ids(settings)) == 5
 
 
-def test_vectors_another_writer_committed_are_added_by_the_next_unchanged_run(run, colour_folder, settings, db, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_vectors_another_writer_committed_are_added_by_the_next_unchanged_run(run, colour_folder, settings, db, embedder) -> None:
     run(colour_folder)
     with db.session() as session:  # a photo re-embedded elsewhere; its process died before saving
         row = session.scalars(select(Vector)).first()
@@ -88,14 +88,14 @@ def test_vectors_another_writer_committed_are_added_by_the_next_unchanged_run(ru
     assert file_ids(settings) == stored_ids(db, embedder)
 
 
-def test_a_truncated_index_file_is_rebuilt_by_an_unchanged_run(run, colour_folder, settings, db, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_a_truncated_index_file_is_rebuilt_by_an_unchanged_run(run, colour_folder, settings, db, embedder) -> None:
     run(colour_folder)
     settings.index_path.write_bytes(settings.index_path.read_bytes()[:100])
     run(colour_folder)
     assert file_ids(settings) == stored_ids(db, embedder) and len(file_ids(settings)) == 6
 
 
-def test_an_index_file_damaged_in_place_is_repaired_by_search_and_by_the_next_run_that_changes_vectors(run, colour_folder, settings, db, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_an_index_file_damaged_in_place_is_repaired_by_search_and_by_the_next_run_that_changes_vectors(run, colour_folder, settings, db, embedder) -> None:
     """Same size, so the unchanged run's cheap check cannot see it (documented in
     `store.vectors.index_is_current`): the next open repairs it, whoever opens it."""
     run(colour_folder)
@@ -113,14 +113,14 @@ def test_an_index_file_damaged_in_place_is_repaired_by_search_and_by_the_next_ru
     assert file_ids(settings) == stored_ids(db, embedder) and len(file_ids(settings)) == 7
 
 
-def test_a_missing_index_file_is_rebuilt_by_an_unchanged_run(run, colour_folder, settings, db, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_index_file_is_rebuilt_by_an_unchanged_run(run, colour_folder, settings, db, embedder) -> None:
     run(colour_folder)
     settings.index_path.unlink()
     run(colour_folder)
     assert file_ids(settings) == stored_ids(db, embedder)
 
 
-def test_a_folder_differing_only_in_case_is_another_folder(run, tmp_path, settings, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_folder_differing_only_in_case_is_another_folder(run, tmp_path, settings, db) -> None:
     """SQLite's LIKE ignores ASCII case: the stored files of /x/photos were taken for files
     under /x/Photos, and a run over /x/Photos removed them as deleted."""
     lower, upper = tmp_path / "lib" / "photos", tmp_path / "lib" / "Photos"

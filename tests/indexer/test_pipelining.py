@@ -30,7 +30,7 @@ class Recorder:
         self.events: list[tuple[str, float, float]] = []
         self.lock = threading.Lock()
 
-    def timed(self, what: str, seconds: float, fn):  # type: ignore[no-untyped-def]
+    def timed(self, what: str, seconds: float, fn):
         start = time.monotonic()
         time.sleep(seconds)
         result = fn()
@@ -50,7 +50,7 @@ def photos(tmp_path: Path) -> Path:
     return root
 
 
-def test_decoding_and_committing_overlap_captioning(photos, tmp_path, monkeypatch, colour_captioner, embedder: Embedder):  # type: ignore[no-untyped-def]
+def test_decoding_and_committing_overlap_captioning(photos, tmp_path, monkeypatch, colour_captioner, embedder: Embedder):
     settings = Settings(data_dir=tmp_path / "data", captioner="test-colour", decode_threads=2,
                         ocr=False)  # OCR overlaps captioning too: tests/indexer/test_write_path.py
     db = Database(settings.db_url)
@@ -81,7 +81,7 @@ def test_decoding_and_committing_overlap_captioning(photos, tmp_path, monkeypatc
     assert captions[1][0] < commits[0][1]
 
 
-def test_batched_writes_leave_the_same_rows_as_before(photos, tmp_path, colour_captioner, embedder: Embedder):  # type: ignore[no-untyped-def]
+def test_batched_writes_leave_the_same_rows_as_before(photos, tmp_path, colour_captioner, embedder: Embedder):
     settings = Settings(data_dir=tmp_path / "data", captioner="test-colour", batch_size=5)
     db = Database(settings.db_url)
     (photos / "broken.jpg").write_bytes(b"not a jpeg")
@@ -89,7 +89,8 @@ def test_batched_writes_leave_the_same_rows_as_before(photos, tmp_path, colour_c
     summary = Indexer(settings, db, embedder=embedder).run([photos])
     assert (summary.new, summary.failed, summary.captioned) == (16, 1, 16)
     with db.read() as session:
-        count = lambda model: session.scalar(select(func.count()).select_from(model))
+        def count(model: type) -> int | None:
+            return session.scalar(select(func.count()).select_from(model))
         assert (count(Photo), count(File), count(Caption), count(Vector)) == (16, 17, 16, 16)
         assert count(IndexingError) == 1
         pairs = session.execute(select(Vector.photo_id, Vector.caption_id, Caption.photo_id)
@@ -103,20 +104,20 @@ def test_batched_writes_leave_the_same_rows_as_before(photos, tmp_path, colour_c
         assert session.scalar(select(func.count()).select_from(IndexingError)) == 0
 
 
-def test_prepare_runs_in_the_decode_threads_and_a_failure_fails_only_its_photo(photos, tmp_path, monkeypatch, colour_captioner, embedder: Embedder):  # type: ignore[no-untyped-def]
+def test_prepare_runs_in_the_decode_threads_and_a_failure_fails_only_its_photo(photos, tmp_path, monkeypatch, colour_captioner, embedder: Embedder):
     settings = Settings(data_dir=tmp_path / "data", captioner="test-colour", decode_threads=2,
                         ocr=False)  # OCR overlaps captioning too: tests/indexer/test_write_path.py
     db = Database(settings.db_url)
     prepared_in: set[str] = set()
     captioned: list[object] = []
 
-    def prepare(self, image):  # type: ignore[no-untyped-def]
+    def prepare(self, image):
         prepared_in.add(threading.current_thread().name)
         if image.getpixel((0, 0)) == (0, 0, 0):
             raise ValueError("cannot crop this one")
         return ("prepared", image.convert("RGB").resize((8, 8)))
 
-    def caption_batch(self, images):  # type: ignore[no-untyped-def]
+    def caption_batch(self, images):
         captioned.extend(images)
         return real_caption(self, [image for _, image in images])
 
@@ -135,7 +136,7 @@ def test_prepare_runs_in_the_decode_threads_and_a_failure_fails_only_its_photo(p
     assert threading.main_thread().name not in prepared_in
 
 
-def test_captioning_does_not_wait_for_a_slow_embedder(photos, tmp_path, monkeypatch, colour_captioner, embedder: Embedder):  # type: ignore[no-untyped-def]
+def test_captioning_does_not_wait_for_a_slow_embedder(photos, tmp_path, monkeypatch, colour_captioner, embedder: Embedder):
     """Embedding runs in the writer thread: a loading (slow) embedder holds back the commits,
     not the model, which captions the following batches meanwhile."""
     settings = Settings(data_dir=tmp_path / "data", captioner="test-colour", decode_threads=2,
@@ -145,7 +146,7 @@ def test_captioning_does_not_wait_for_a_slow_embedder(photos, tmp_path, monkeypa
     real_embed = embedder.embed
     first = threading.Event()
 
-    def slow_first_embed(texts):  # type: ignore[no-untyped-def]
+    def slow_first_embed(texts):
         seconds = 0.0 if first.is_set() else 1.0
         first.set()
         return rec.timed("embed", seconds, lambda: real_embed(texts))

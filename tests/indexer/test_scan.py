@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from capdex.indexer.scan import scan
+from capdex.indexer.scan import LINK_OUT, scan
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -37,6 +37,45 @@ def test_directory_cycles_are_walked_once(tmp_path: Path) -> None:
     os.symlink(tmp_path / "a", tmp_path / "alias")  # a second way into a/
     files = [f.path for f in scan([tmp_path]).files]
     assert files == [str(tmp_path / "a" / "p.jpg")]
+
+
+def test_symlinks_out_of_the_root_are_not_followed_unless_allowed(tmp_path: Path) -> None:
+    """Issue 20, point 8: `root/link-out/out.jpg` (really outside the root) was indexed."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    touch(root / "a" / "in.jpg")
+    touch(outside / "out.jpg")
+    touch(outside / "secret.jpg")
+    os.symlink(outside, root / "link-out")  # a folder out of the root
+    os.symlink(outside / "secret.jpg", root / "a" / "secret.jpg")  # a file out of the root
+    os.symlink(root / "a" / "in.jpg", root / "alias.jpg")  # inside: followed
+    result = scan([root])
+    assert sorted(Path(f.path).name for f in result.files) == ["alias.jpg", "in.jpg"]
+    assert sorted((Path(p.path).name, p.reason) for p in result.problems) == [
+        ("link-out", LINK_OUT), ("secret.jpg", LINK_OUT)]
+    allowed = scan([root], follow_links_out=True)
+    assert sorted(Path(f.path).name for f in allowed.files) == [
+        "alias.jpg", "in.jpg", "out.jpg", "secret.jpg", "secret.jpg"]
+    assert not allowed.problems
+
+
+def test_a_changed_path_is_bounded_by_the_watched_roots(tmp_path: Path) -> None:
+    """Watch mode scans changed paths with the roots it watches as the bounds."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    touch(root / "sub" / "in.jpg")
+    touch(outside / "out.jpg")
+    os.symlink(outside / "out.jpg", root / "sub" / "link.jpg")
+    os.symlink(root / "sub" / "in.jpg", root / "sub" / "alias.jpg")
+    found = scan([root / "sub"], within=[root])
+    assert sorted(Path(f.path).name for f in found.files) == ["alias.jpg", "in.jpg"]
+    single = scan([root / "sub" / "link.jpg", root / "sub" / "alias.jpg"], within=[root])
+    assert [Path(f.path).name for f in single.files] == ["alias.jpg"]
+    assert [p.reason for p in single.problems] == [LINK_OUT]
+
+
+def test_a_symlinked_root_is_walked(tmp_path: Path) -> None:
+    touch(tmp_path / "real" / "p.jpg")
+    os.symlink(tmp_path / "real", tmp_path / "photos")
+    assert [Path(f.path).name for f in scan([tmp_path / "photos"]).files] == ["p.jpg"]
 
 
 def test_a_single_file_root_is_indexed(tmp_path: Path) -> None:

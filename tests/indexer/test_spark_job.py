@@ -16,8 +16,6 @@ from typer.testing import CliRunner
 from capdex.api.cli import app
 from capdex.embedder import Embedder
 from capdex.samples import SAMPLES, write_samples
-
-N = len(SAMPLES)  # sample photos written, all readable
 from capdex.settings import Settings
 from capdex.indexer.human import set_human_caption
 from capdex.indexer.importer import ParquetImportError, import_parquet
@@ -27,6 +25,7 @@ from capdex.store import repo
 from capdex.store.db import Database
 from capdex.store.models import Caption, Photo, Vector
 
+N = len(SAMPLES)  # sample photos written, all readable
 pytestmark = pytest.mark.slow
 
 
@@ -197,7 +196,7 @@ def test_a_file_an_executor_cannot_find_is_an_error_row_naming_shared_storage(
 
     settings = Settings(data_dir=tmp_path / "data")
     rows = process_batch([{"path": str(tmp_path / "gone.jpg"), "size": 10, "mtime_ns": 1}],
-                         settings, [CaptionStage(settings, NeverCalled())], embedder)  # type: ignore[arg-type]
+                         settings, [CaptionStage(settings, NeverCalled())], embedder)
     assert rows[0]["caption"] is None
     assert "not found on Spark executor host" in rows[0]["error"]
     assert "storage every executor reads" in rows[0]["error"]
@@ -236,3 +235,18 @@ def test_an_unreachable_master_is_refused_at_once(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["spark-index", str(tmp_path), "--output", str(tmp_path / "o"),
                                       "--master", f"spark://127.0.0.1:{port}"])
     assert result.exit_code == 2 and "cannot reach the Spark master" in result.output
+
+
+def test_the_code_zip_declares_the_builtin_captioners() -> None:
+    """Executors import capdex from the zip, without its installed metadata: the zip's own
+    dist-info lets the registry find the built-in captioners' entry points there."""
+    from importlib.metadata import distributions
+
+    from capdex.indexer.spark_job import code_zip
+    from tests.captioners.conftest import BUILTIN_MODELS
+
+    (shipped,) = distributions(path=[str(code_zip())])
+    declared = {ep.name: ep.value for ep in shipped.entry_points
+                if ep.group == "capdex.captioners"}
+    assert BUILTIN_MODELS <= set(declared)
+    assert declared["tagger"] == "capdex.captioners.tagger:TaggerCaptioner"

@@ -17,7 +17,7 @@ from capdex.store.models import Photo
 
 
 def test_thumbnails_are_made_while_indexing_and_upright(settings: Settings, tmp_path: Path,
-                                                        embedder: Embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+                                                        embedder: Embedder, colour_captioner) -> None:
     # 800x400 landscape pixels, left half red and right half blue, tagged "rotate 90° clockwise".
     pixels = np.zeros((400, 800, 3), np.uint8)
     pixels[:, :400] = (220, 30, 30)

@@ -58,7 +58,7 @@ def test_only_photo_events_outside_hidden_and_excluded_folders_count(tmp_path: P
 
 
 @pytest.fixture
-def watching(tmp_path: Path, embedder, colour_captioner) -> Iterator[tuple]:  # type: ignore[no-untyped-def]
+def watching(tmp_path: Path, embedder, colour_captioner) -> Iterator[tuple]:
     """An indexer watching `photos/` in a thread, and a search engine of its own (as a server)."""
     root = tmp_path / "photos"
     write_colour_photo(root / "red.jpg", "red")
@@ -91,7 +91,7 @@ def names_found(engine: SearchEngine, query: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_new_moved_changed_and_deleted_photos_show_up_in_seconds(watching) -> None:  # type: ignore[no-untyped-def]
+def test_new_moved_changed_and_deleted_photos_show_up_in_seconds(watching) -> None:
     root, settings, db, engine, batches, errors = watching
     assert batches[0].new == 1
 
@@ -131,7 +131,7 @@ def test_new_moved_changed_and_deleted_photos_show_up_in_seconds(watching) -> No
 
 
 @pytest.mark.slow
-def test_a_second_indexer_is_refused_while_watching(watching, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_a_second_indexer_is_refused_while_watching(watching, embedder) -> None:
     root, settings, *_ = watching
     with pytest.raises(IndexerError, match="another capdex index run"):
         Indexer(settings, Database(settings.db_url), embedder=embedder).run([root])

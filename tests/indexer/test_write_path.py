@@ -36,10 +36,10 @@ def db(settings: Settings) -> Database:
 class Counting:
     """Counts calls of a wrapped function by the path (first argument) they were made for."""
 
-    def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, real) -> None:
         self.real, self.calls, self.lock = real, Counter(), threading.Lock()
 
-    def __call__(self, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def __call__(self, path, *args, **kwargs):
         with self.lock:
             self.calls[Path(path).name] += 1
         return self.real(path, *args, **kwargs)
@@ -49,7 +49,7 @@ def vector_inserts(monkeypatch: pytest.MonkeyPatch) -> Counter[int]:
     """Vector rows inserted, by photo id, from now on."""
     inserted: Counter[int] = Counter()
 
-    def count(mapper, connection, target) -> None:  # type: ignore[no-untyped-def]
+    def count(mapper, connection, target) -> None:
         inserted[target.photo_id] += 1
 
     event.listen(Vector, "after_insert", count)
@@ -58,15 +58,42 @@ def vector_inserts(monkeypatch: pytest.MonkeyPatch) -> Counter[int]:
 
 
 @pytest.fixture
-def inserts(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def inserts(monkeypatch: pytest.MonkeyPatch):
     counts = vector_inserts(monkeypatch)
     yield counts
-    event.remove(Vector, "after_insert", Vector._capdex_test_listener)  # type: ignore[attr-defined]
+    event.remove(Vector, "after_insert", Vector._capdex_test_listener)
+
+
+def ocr_in_time(monkeypatch: pytest.MonkeyPatch, captioner: type[ColourCaptioner]) -> None:
+    """Captioning waits until OCR has read the photos it captions, so OCR is never late for
+    their commit: a busy machine (OCR runs in its own worker, and a photo never waits for it)
+    would otherwise commit a caption first and embed the photo again when its text arrives."""
+    from capdex.indexer.stages.ocr import OcrStage
+
+    done = threading.Condition()
+    counts = {"read": 0, "captioned": 0}
+    real_run, real_caption = OcrStage.run, captioner.caption_batch
+
+    def run(self, inputs):  # type: ignore[no-untyped-def]
+        results = real_run(self, inputs)
+        with done:
+            counts["read"] += len(inputs)
+            done.notify_all()
+        return results
+
+    def caption_batch(self, images):  # type: ignore[no-untyped-def]
+        with done:
+            counts["captioned"] += len(images)
+            assert done.wait_for(lambda: counts["read"] >= counts["captioned"], timeout=300)
+        return real_caption(self, images)
+
+    monkeypatch.setattr(OcrStage, "run", run)
+    monkeypatch.setattr(captioner, "caption_batch", caption_batch)
 
 
 @pytest.mark.slow
 def test_each_photo_is_decoded_once_and_embedded_once_with_ocr_on(
-        tmp_path, settings, db, embedder: Embedder, colour_captioner, monkeypatch, inserts) -> None:  # type: ignore[no-untyped-def]
+        tmp_path, settings, db, embedder: Embedder, colour_captioner, monkeypatch, inserts) -> None:
     """The sample photos with the real OCR engine: one decode and one embedding per photo
     (before: a second decode for OCR, and the vector of every photo showing text dropped and
     embedded again). Unchanged photos are then neither decoded nor embedded again."""
@@ -78,6 +105,7 @@ def test_each_photo_is_decoded_once_and_embedded_once_with_ocr_on(
     real_embed = embedder.embed
     monkeypatch.setattr(embedder, "embed", lambda texts: (embedded.extend(texts),
                                                           real_embed(texts))[1])
+    ocr_in_time(monkeypatch, colour_captioner)
 
     summary = Indexer(settings, db, embedder=embedder).run([photos])
 
@@ -124,13 +152,13 @@ class GatedOcr(OcrEngine):
         self.gated.append(image.size)
         return image.width > 2 * image.height
 
-    def read(self, image) -> OcrResult:  # type: ignore[no-untyped-def]
+    def read(self, image) -> OcrResult:
         self.read_sizes.append(image.size)
         return OcrResult("Grand opening sale at the bakery", 0.9)
 
 
 def test_a_stage_that_needs_more_pixels_for_some_photos_decodes_them_again_itself(
-        tmp_path, settings, db, embedder: Embedder, colour_captioner, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        tmp_path, settings, db, embedder: Embedder, colour_captioner, monkeypatch) -> None:
     """With a text gate, the shared decode is at the gate's (small) size; only the photo the gate
     passes is decoded again, larger, from the same bytes, in the OCR worker."""
     photos = tmp_path / "photos"
@@ -162,12 +190,12 @@ class _Overwriting:
         self.path, self.target, self.after = path, hashlib.sha256(before).hexdigest(), after
         self.real, self.done = hashlib.sha256, False
 
-    def __call__(self, data: bytes = b"", **kwargs):  # type: ignore[no-untyped-def]
+    def __call__(self, data: bytes = b"", **kwargs):
         return _Digest(self, self.real(data, **kwargs))
 
 
 class _Digest:
-    def __init__(self, owner: _Overwriting, real) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, owner: _Overwriting, real) -> None:
         self.owner, self.real = owner, real
 
     def update(self, data: bytes) -> None:
@@ -188,7 +216,7 @@ class _Digest:
 
 
 def test_a_file_overwritten_after_it_was_hashed_keeps_the_caption_of_the_bytes_hashed(
-        tmp_path, settings, db, embedder: Embedder, colour_captioner, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        tmp_path, settings, db, embedder: Embedder, colour_captioner, monkeypatch) -> None:
     """Issue 20, point 3: the photo got the first bytes' hash and the second bytes' caption and
     size, kept forever, and later copies of the first bytes inherited the wrong caption."""
     photos = tmp_path / "photos"
@@ -240,7 +268,7 @@ class SlowTextOcr(OcrEngine):
     def load(self) -> None:
         pass
 
-    def read(self, image) -> OcrResult:  # type: ignore[no-untyped-def]
+    def read(self, image) -> OcrResult:
         self.reads += 1
         if self.reads == self.stop_after:
             self.stop.set()  # Ctrl-C, SIGTERM or a cancelled job, during OCR
@@ -248,7 +276,7 @@ class SlowTextOcr(OcrEngine):
 
 
 def test_a_run_stopped_during_ocr_leaves_every_committed_photo_searchable(
-        tmp_path, settings, db, embedder: Embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+        tmp_path, settings, db, embedder: Embedder, colour_captioner) -> None:
     """Issue 20: cancelling a job (or SIGTERM) during OCR left photos with text and no vector
     until the next run (`similar` answered 404 meanwhile)."""
     photos = tmp_path / "photos"
@@ -284,29 +312,29 @@ class PlaceStage(Stage):
     word_kinds = ("place",)
 
     @classmethod
-    def create(cls, settings, options):  # type: ignore[no-untyped-def]
+    def create(cls, settings, options):
         return cls() if options.get("place") else None
 
     @property
     def version(self) -> str:
         return "1"
 
-    def pending(self, session):  # type: ignore[no-untyped-def]
+    def pending(self, session):
         done = select(PhotoWords.photo_id).where(PhotoWords.kind == "place",
                                                  PhotoWords.version == self.version)
         return list(session.scalars(select(File.photo_id).distinct()
                                     .where(File.photo_id.not_in(done)).order_by(File.photo_id)))
 
-    def run(self, inputs):  # type: ignore[no-untyped-def]
+    def run(self, inputs):
         assert all(i.view is None and i.metadata is not None for i in inputs)
         return ["Lisbon Portugal" for _ in inputs]
 
-    def write(self, session, photo_id, result, version) -> None:  # type: ignore[no-untyped-def]
+    def write(self, session, photo_id, result, version) -> None:
         set_words(session, photo_id, "place", result, embedded=True, version=version)
 
 
 def test_a_stage_added_to_a_library_runs_once_on_every_photo_without_decoding_for_no_pixels(
-        colour_folder, settings, db, embedder: Embedder, colour_captioner, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        colour_folder, settings, db, embedder: Embedder, colour_captioner, monkeypatch) -> None:
     """One file plus one line in STAGES: stored photos get it once, their vectors re-embedded
     with its words in the same commit (the index file follows), nothing decoded for it."""
     from capdex.indexer import pipeline

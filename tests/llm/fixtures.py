@@ -1,5 +1,5 @@
-"""The stub chat LLM as a fixture: one server per session, reset before each test. Test modules
-that need it import `chat_stub` from here."""
+"""The stub chat LLM as a fixture: one server per session, reset before each test. tests/conftest.py
+registers this module as a plugin, so any test can ask for `chat_stub`."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ def _settings(tmp_path: Path, **values: object) -> Settings:
     return Settings(data_dir=tmp_path / "data", **values)
 
 
-def _client(tmp_path: Path, stub: ChatStub, protocol: str, **values: object):  # type: ignore[no-untyped-def]
+def _client(tmp_path: Path, stub: ChatStub, protocol: str, **values: object):
     values = {"llm": protocol, "llm_endpoint": stub.url, "llm_model": "m-test",
               "llm_api_key": "sk-test-1", **values}
     return chat_client(_settings(tmp_path, **values))

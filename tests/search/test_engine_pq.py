@@ -41,7 +41,7 @@ class CachedEmbedder:
     def dim(self) -> int:
         return self.real.dim
 
-    def embed(self, texts):  # type: ignore[no-untyped-def]
+    def embed(self, texts):
         missing = [t for t in texts if t not in self.cache]
         if missing:
             self.cache.update(zip(missing, self.real.embed(missing), strict=True))

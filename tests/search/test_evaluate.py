@@ -58,7 +58,7 @@ def test_bad_query_files_are_clear_errors(tmp_path: Path, content: str, reason: 
         load_queries(tmp_path / "missing.json")
 
 
-def test_reports_per_mode_on_a_small_library(make_engine) -> None:  # type: ignore[no-untyped-def]
+def test_reports_per_mode_on_a_small_library(make_engine) -> None:
     engine, _ = make_engine([
         Item("/p/cat.jpg", "a tabby cat on a sofa"),
         Item("/p/dog.jpg", "a dog running on a beach"),
@@ -81,7 +81,7 @@ def test_reports_per_mode_on_a_small_library(make_engine) -> None:  # type: igno
 
 
 @pytest.mark.slow
-def test_hybrid_is_at_least_as_good_as_either_mode_on_the_committed_set(make_engine) -> None:  # type: ignore[no-untyped-def]
+def test_hybrid_is_at_least_as_good_as_either_mode_on_the_committed_set(make_engine) -> None:
     """On the sample photos, with the captions the tagger wrote for them."""
     engine, _ = make_engine(sample_items())
     reports = {r.mode: r for r in evaluate(engine, load_queries(SAMPLE_QUERIES))}
@@ -95,7 +95,7 @@ def test_hybrid_is_at_least_as_good_as_either_mode_on_the_committed_set(make_eng
 
 
 @pytest.mark.slow
-def test_queries_for_things_in_no_photo_find_nothing_on_real_photos(make_engine) -> None:  # type: ignore[no-untyped-def]
+def test_queries_for_things_in_no_photo_find_nothing_on_real_photos(make_engine) -> None:
     """The default cut-off on 44 real photos (samples + Debian's wallpapers) with the tagger's
     captions: short captions ("a maze", "a pineapple") used to clear 0.2 for many unrelated
     queries. At most the tagger's own mistakes get through ("football match" finds the
@@ -107,7 +107,7 @@ def test_queries_for_things_in_no_photo_find_nothing_on_real_photos(make_engine)
     assert reports["hybrid"].no_answer_results <= 0.1
     assert reports["hybrid"].recall_at_1 >= 0.4 and reports["hybrid"].mrr >= 0.5
     for words in ("zebra crossing", "pizza", "sushi", "traffic jam", "giraffe", "space"):
-        found = [Path(hit.path).name for hit in engine.search(words).results]
+        found = [Path(hit.path).name for hit in engine.search(words).results if not hit.weak]
         assert not set(found) - {"astronaut-eileen-collins.png", "falcon9-rocket-launch.jpg",
                                  "hubble-deep-field.jpg"}, (words, found)
     # what was lost is still there below the cut-off, for people who lower it
@@ -141,7 +141,7 @@ def in_this_checkout(module: str) -> bool:
 
 
 @pytest.mark.slow
-def test_end_to_end_on_the_sample_photos_with_the_real_tagger(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_end_to_end_on_the_sample_photos_with_the_real_tagger(tmp_path: Path, embedder) -> None:
     """Index the sample photos with the default captioner, then evaluate every mode."""
     for module in ("capdex.captioners.tagger", "capdex.samples"):
         if not in_this_checkout(module):

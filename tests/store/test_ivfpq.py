@@ -39,7 +39,7 @@ def _recall(found: np.ndarray, exact: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(e)) / len(e) for f, e in zip(found, exact, strict=True)]))
 
 
-def _source(data: tuple[np.ndarray, np.ndarray, np.ndarray]):  # type: ignore[no-untyped-def]
+def _source(data: tuple[np.ndarray, np.ndarray, np.ndarray]):
     _, vectors, _ = data
     return lambda wanted: (np.array(wanted), vectors[(np.array(wanted) - 1) // 3])
 
@@ -49,7 +49,7 @@ def test_layout_for_a_million_minilm_vectors_is_under_100_bytes_each() -> None:
     assert layout.m == 64 and layout.bytes_per_vector == 72 and layout.nlist == 4000
 
 
-def test_recall_at_10_and_memory_per_vector(index: PQIndex, data) -> None:  # type: ignore[no-untyped-def]
+def test_recall_at_10_and_memory_per_vector(index: PQIndex, data) -> None:
     ids, vectors, queries = data
     exact = ids[np.argsort(-(queries @ vectors.T), axis=1)[:, :10]]
     _, approx = index.search(queries, 10)
@@ -63,7 +63,7 @@ def test_recall_at_10_and_memory_per_vector(index: PQIndex, data) -> None:  # ty
     assert per_vector < 100
 
 
-def test_removal_and_a_memory_mapped_copy(index: PQIndex, data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_removal_and_a_memory_mapped_copy(index: PQIndex, data, tmp_path: Path) -> None:
     ids, _, queries = data
     path = tmp_path / "big.faiss"
     index.save(path)

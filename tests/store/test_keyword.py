@@ -57,7 +57,7 @@ def library(db: Database) -> dict[str, int]:
     }
 
 
-def test_caption_file_name_folder_and_camera_words_are_found(db, library) -> None:  # type: ignore[no-untyped-def]
+def test_caption_file_name_folder_and_camera_words_are_found(db, library) -> None:
     assert found(db, "egyptian") == [library["cat"]]
     assert found(db, "vespa") == [library["moped"]]
     assert found(db, "paris") == [library["coffee"]]
@@ -65,13 +65,13 @@ def test_caption_file_name_folder_and_camera_words_are_found(db, library) -> Non
     assert found(db, "zebra") == []
 
 
-def test_plurals_and_case_and_accents_match(db, library) -> None:  # type: ignore[no-untyped-def]
+def test_plurals_and_case_and_accents_match(db, library) -> None:
     assert found(db, "CATS") == [library["cat"]]
     assert found(db, "daisies") == [library["daisy"]]
     assert found(db, "éspresso") == [library["coffee"]]
 
 
-def test_score_is_the_weighted_share_of_query_words_found(db, library) -> None:  # type: ignore[no-untyped-def]
+def test_score_is_the_weighted_share_of_query_words_found(db, library) -> None:
     index = keyword_index(db)
     [full] = index.match("tabby cat")
     assert full.photo_id == library["cat"] and full.score == pytest.approx(1.0)
@@ -82,14 +82,14 @@ def test_score_is_the_weighted_share_of_query_words_found(db, library) -> None: 
     assert index.match("a photo of my cat")[0].score == pytest.approx(1.0)
 
 
-def test_more_words_found_ranks_higher(db, library) -> None:  # type: ignore[no-untyped-def]
+def test_more_words_found_ranks_higher(db, library) -> None:
     add_photo(db, "a red fire engine", "/p/x/truck.jpg")
     ranked = keyword_index(db).match("red moped")
     assert ranked[0].photo_id == library["moped"]  # caption word and file-name word
     assert ranked[0].score > ranked[1].score
 
 
-def test_human_caption_wins_and_its_removal_restores_the_machine_one(db, library) -> None:  # type: ignore[no-untyped-def]
+def test_human_caption_wins_and_its_removal_restores_the_machine_one(db, library) -> None:
     with db.session() as session:
         session.add(Caption(photo_id=library["cat"], text="Minnie asleep on the sofa", source=HUMAN))
     assert found(db, "minnie") == [library["cat"]]
@@ -102,7 +102,7 @@ def test_human_caption_wins_and_its_removal_restores_the_machine_one(db, library
     assert found(db, "minnie") == [] and found(db, "tabby") == [library["cat"]]
 
 
-def test_moves_copies_and_removals_of_files_are_followed(db, library) -> None:  # type: ignore[no-untyped-def]
+def test_moves_copies_and_removals_of_files_are_followed(db, library) -> None:
     with db.session() as session:
         session.execute(update(File).where(File.path == "/p/garden/flower.jpg")
                         .values(path="/p/holiday/flower.jpg"))
@@ -115,7 +115,7 @@ def test_moves_copies_and_removals_of_files_are_followed(db, library) -> None:  
     assert found(db, "daisy") == []  # a photo without files is not a result
 
 
-def test_a_file_relinked_to_other_content_moves_its_words(db, library) -> None:  # type: ignore[no-untyped-def]
+def test_a_file_relinked_to_other_content_moves_its_words(db, library) -> None:
     with db.session() as session:
         session.execute(update(File).where(File.path == "/p/bikes/vespa_red.png")
                         .values(photo_id=library["daisy"]))
@@ -123,7 +123,7 @@ def test_a_file_relinked_to_other_content_moves_its_words(db, library) -> None: 
     assert found(db, "moped") == []  # the moped photo has no file left
 
 
-def test_deleting_a_photo_deletes_its_words(db, library) -> None:  # type: ignore[no-untyped-def]
+def test_deleting_a_photo_deletes_its_words(db, library) -> None:
     with db.session() as session:
         session.execute(delete(Photo).where(Photo.id == library["cat"]))
     with db.engine.connect() as conn:
@@ -131,7 +131,7 @@ def test_deleting_a_photo_deletes_its_words(db, library) -> None:  # type: ignor
     assert found(db, "cat") == []
 
 
-def test_a_rolled_back_write_leaves_keyword_search_unchanged(db, library) -> None:  # type: ignore[no-untyped-def]
+def test_a_rolled_back_write_leaves_keyword_search_unchanged(db, library) -> None:
     with pytest.raises(RuntimeError), db.session() as session:
         session.add(Caption(photo_id=library["daisy"], text="grandma's garden", source=HUMAN))
         session.flush()
@@ -139,12 +139,12 @@ def test_a_rolled_back_write_leaves_keyword_search_unchanged(db, library) -> Non
     assert found(db, "grandma") == [] and found(db, "daisy") == [library["daisy"]]
 
 
-def test_filtering_to_some_photos(db, library) -> None:  # type: ignore[no-untyped-def]
+def test_filtering_to_some_photos(db, library) -> None:
     index = keyword_index(db)
     assert [m.photo_id for m in index.match("cat daisy", {library["daisy"]})] == [library["daisy"]]
 
 
-def test_explanations_bracket_the_words_and_name_the_fields(db, library) -> None:  # type: ignore[no-untyped-def]
+def test_explanations_bracket_the_words_and_name_the_fields(db, library) -> None:
     why = keyword_index(db).explain("egyptian cats", [library["cat"], library["daisy"]])
     assert set(why) == {library["cat"]}
     assert "[Egyptian]" in why[library["cat"]].snippet and "[cat]" in why[library["cat"]].snippet
@@ -183,7 +183,7 @@ def test_existing_photos_get_keyword_rows_when_the_migration_runs(tmp_path: Path
     assert found(Database(url), "lighthouse coast") == [7]
 
 
-def test_without_fts5_keyword_search_is_unavailable_and_says_why(sqlite_db) -> None:  # type: ignore[no-untyped-def]
+def test_without_fts5_keyword_search_is_unavailable_and_says_why(sqlite_db) -> None:
     with sqlite_db.engine.begin() as conn:
         conn.execute(text("DROP TABLE photo_text"))
     index = keyword_index(sqlite_db)
@@ -194,7 +194,7 @@ def test_without_fts5_keyword_search_is_unavailable_and_says_why(sqlite_db) -> N
 
 def test_other_databases_are_reported_as_unsupported() -> None:
     mysql = SimpleNamespace(engine=SimpleNamespace(dialect=SimpleNamespace(name="mysql")))
-    index = keyword_index(mysql)  # type: ignore[arg-type]
+    index = keyword_index(mysql)
     assert not index.available and "mysql" in index.reason
 
 
@@ -215,8 +215,8 @@ def test_every_sync_trigger_exists_at_the_newest_schema(sqlite_db: Database) -> 
 
     [path] = (MIGRATIONS_DIR / "versions").glob("*_keyword_search.py")  # whatever its number
     spec = importlib.util.spec_from_file_location("keyword_search_migration", path)
-    migration = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(migration)  # type: ignore[union-attr]
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
     with sqlite_db.engine.connect() as conn:
         present = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master "
                                                    "WHERE type = 'trigger'"))}

@@ -40,7 +40,7 @@ def test_keyword_search_covers_the_text_photos_show(tmp_path: Path) -> None:
 
     migrate(url, "0004", down=True)
     old = SimpleNamespace(engine=make_engine(url))  # look without migrating back up
-    assert "ocr" not in columns(old) and matches(old, "page") == [1]  # type: ignore[arg-type]
+    assert "ocr" not in columns(old) and matches(old, "page") == [1]
     old.engine.dispose()
 
     db = Database(url)  # up again: the text is back

@@ -10,7 +10,13 @@ from sqlalchemy import delete
 
 from capdex.store.db import Database
 from capdex.store.models import Caption, File, Photo, Vector
-from capdex.store.vectors import VectorIndex, index_is_current, open_index, read_meta
+from capdex.store.vectors import (
+    VectorIndex,
+    file_checksum,
+    index_is_current,
+    open_index,
+    read_meta,
+)
 
 DIM = 8
 EMBEDDER = "test-embedder"
@@ -49,7 +55,7 @@ def test_a_new_index_is_built_from_the_database(db: Database, tmp_path: Path) ->
     assert ids_of(index) == list(range(100, 120))
     path = tmp_path / "v.faiss"
     assert read_meta(path) == {"embedder": EMBEDDER, "dim": DIM, "count": 20, "max_id": 119,
-                               "size": path.stat().st_size}
+                               "size": path.stat().st_size, "sha256": file_checksum(path)}
 
 
 def test_search_finds_the_stored_vector_itself(db: Database, tmp_path: Path) -> None:
@@ -84,6 +90,32 @@ def test_a_corrupt_index_file_is_rebuilt(db: Database, tmp_path: Path) -> None:
     open_index(path, db, EMBEDDER, DIM)
     path.write_bytes(path.read_bytes()[:50])  # truncated, as by a crash without atomic writes
     assert ids_of(open_index(path, db, EMBEDDER, DIM)) == list(range(100, 120))
+
+
+def test_a_file_damaged_in_place_same_size_is_rebuilt(db: Database, tmp_path: Path) -> None:
+    """Issue 20, point 4: same size, same ids, other vectors: only a checksum can tell."""
+    path = tmp_path / "v.faiss"
+    open_index(path, db, EMBEDDER, DIM)
+    stored = unit(np.random.default_rng(0), 20)
+    data = path.read_bytes()
+    assert data.count(stored[4].tobytes()) == 1
+    path.write_bytes(data.replace(stored[4].tobytes(), stored[5].tobytes()))
+    assert path.stat().st_size == len(data)
+    index = open_index(path, db, EMBEDDER, DIM)
+    assert np.allclose(index.reconstruct(104), stored[4], atol=1e-6)
+    assert read_meta(path)["sha256"] == file_checksum(path)  # saved again, repaired
+
+
+def test_a_file_half_zeroed_in_place_is_rebuilt_and_finds_everything(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "v.faiss"
+    open_index(path, db, EMBEDDER, DIM)
+    data = bytearray(path.read_bytes())
+    start = data.find(unit(np.random.default_rng(0), 20)[0].tobytes())
+    data[start : start + 10 * DIM * 4] = bytes(10 * DIM * 4)  # the first ten vectors zeroed
+    path.write_bytes(bytes(data))
+    index = open_index(path, db, EMBEDDER, DIM)
+    for i, vector in enumerate(unit(np.random.default_rng(0), 20)):
+        assert index.search(vector, 1)[1][0][0] == 100 + i
 
 
 def test_an_index_of_another_embedder_is_rebuilt(db: Database, tmp_path: Path) -> None:

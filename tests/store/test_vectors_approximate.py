@@ -31,7 +31,7 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.arange(20_000, dtype=np.int64) + 1, vectors[:20_000], vectors[20_000:]
 
 
-def test_ivf_recall_at_10_is_at_least_095_against_exact_search(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
+def test_ivf_recall_at_10_is_at_least_095_against_exact_search(tmp_path: Path, data) -> None:
     ids, base, queries = data
     exact = VectorIndex(tmp_path / "e.faiss", "e", DIM)
     exact.add(ids, base)
@@ -44,7 +44,7 @@ def test_ivf_recall_at_10_is_at_least_095_against_exact_search(tmp_path: Path, d
     assert recall >= 0.95, recall
 
 
-def test_the_index_switches_kind_as_it_grows_and_shrinks(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
+def test_the_index_switches_kind_as_it_grows_and_shrinks(tmp_path: Path, data) -> None:
     ids, base, _ = data
     path = tmp_path / "v.faiss"
     index = VectorIndex(path, "e", DIM, exact_max=3_000)
@@ -63,7 +63,7 @@ def test_the_index_switches_kind_as_it_grows_and_shrinks(tmp_path: Path, data) -
     assert again.kind == FLAT and sorted(again.ids().tolist()) == ids[:1_000].tolist()
 
 
-def test_ivf_supports_replace_remove_and_scores_of(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
+def test_ivf_supports_replace_remove_and_scores_of(tmp_path: Path, data) -> None:
     ids, base, queries = data
     index = VectorIndex(tmp_path / "v.faiss", "e", DIM, exact_max=2_000)
     index.add(ids[:5_000], base[:5_000])
@@ -78,7 +78,7 @@ def test_ivf_supports_replace_remove_and_scores_of(tmp_path: Path, data) -> None
 
 
 @pytest.mark.parametrize("exact_max", [None, 1_000])
-def test_search_among_some_ids_returns_k_of_them(tmp_path: Path, data, exact_max) -> None:  # type: ignore[no-untyped-def]
+def test_search_among_some_ids_returns_k_of_them(tmp_path: Path, data, exact_max) -> None:
     ids, base, queries = data
     index = VectorIndex(tmp_path / "v.faiss", "e", DIM, exact_max=exact_max)
     index.add(ids[:5_000], base[:5_000])
@@ -90,7 +90,7 @@ def test_search_among_some_ids_returns_k_of_them(tmp_path: Path, data, exact_max
     assert sorted(found.tolist()) == sorted(among.tolist())  # small filters are searched fully
 
 
-def test_within_returns_everything_above_a_score_best_first(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
+def test_within_returns_everything_above_a_score_best_first(tmp_path: Path, data) -> None:
     ids, base, queries = data
     index = VectorIndex(tmp_path / "v.faiss", "e", DIM)
     index.add(ids[:5_000], base[:5_000])
@@ -123,7 +123,7 @@ def test_open_index_builds_ivf_from_the_database_when_large(tmp_path: Path) -> N
     assert open_index(tmp_path / "v.faiss", db, "e", DIM).kind == IVF  # read back as it was saved
 
 
-def test_the_file_not_its_metadata_says_which_kind_it_is(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
+def test_the_file_not_its_metadata_says_which_kind_it_is(tmp_path: Path, data) -> None:
     ids, base, _ = data
     path = tmp_path / "v.faiss"
     index = VectorIndex(path, "e", DIM, exact_max=1_000)

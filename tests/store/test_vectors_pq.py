@@ -29,14 +29,14 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def source(data):  # type: ignore[no-untyped-def]
+def source(data):
     """The stored vectors, as the database would give them."""
     ids, vectors, _ = data
     return _reader(ids, vectors)
 
 
 @pytest.fixture(scope="module")
-def built(data, source, tmp_path_factory) -> VectorIndex:  # type: ignore[no-untyped-def]
+def built(data, source, tmp_path_factory) -> VectorIndex:
     """An index grown past both thresholds (exact → IVF → PQ) and saved."""
     ids, vectors, _ = data
     index = VectorIndex(tmp_path_factory.mktemp("pq") / "v.faiss", "e", DIM, EXACT_MAX,
@@ -60,7 +60,7 @@ def test_the_kind_switches_at_the_threshold_and_is_saved(built: VectorIndex) -> 
     assert len(built) == 6_000
 
 
-def test_recall_at_10_against_exact_search(built: VectorIndex, data) -> None:  # type: ignore[no-untyped-def]
+def test_recall_at_10_against_exact_search(built: VectorIndex, data) -> None:
     ids, vectors, queries = data
     scores, found = built.search(queries, 10)
     truth = exact_top(vectors, ids, queries, 10)
@@ -74,7 +74,7 @@ def test_recall_at_10_against_exact_search(built: VectorIndex, data) -> None:  #
     assert (np.diff(scores, axis=1) <= 0).all()
 
 
-def test_within_keeps_exactly_what_scores_high_enough(built: VectorIndex, data) -> None:  # type: ignore[no-untyped-def]
+def test_within_keeps_exactly_what_scores_high_enough(built: VectorIndex, data) -> None:
     ids, vectors, queries = data
     found_all = truth_all = 0
     for query in queries[:20]:
@@ -94,7 +94,7 @@ def test_within_keeps_exactly_what_scores_high_enough(built: VectorIndex, data) 
     assert found_all / truth_all >= 0.95, found_all / truth_all
 
 
-def test_within_and_search_among_some_ids(built: VectorIndex, data) -> None:  # type: ignore[no-untyped-def]
+def test_within_and_search_among_some_ids(built: VectorIndex, data) -> None:
     ids, vectors, queries = data
     among = ids[::97]
     found, _ = built.within(queries[0], -1.0, among=among)
@@ -104,7 +104,7 @@ def test_within_and_search_among_some_ids(built: VectorIndex, data) -> None:  # 
     assert top[0].tolist() == exact_top(vectors[rows], among, queries[:1], 5)[0].tolist()
 
 
-def test_scores_of_and_reconstruct_are_exact(built: VectorIndex, data) -> None:  # type: ignore[no-untyped-def]
+def test_scores_of_and_reconstruct_are_exact(built: VectorIndex, data) -> None:
     ids, vectors, queries = data
     scores = built.scores_of(queries[1], np.array([ids[5], ids[4000], 2]))  # 2 is not held
     assert set(scores) == {int(ids[5]), int(ids[4000])}
@@ -121,7 +121,7 @@ def test_the_file_is_under_100_bytes_a_vector(built: VectorIndex) -> None:
     assert per_vector < 100, per_vector
 
 
-def test_a_memory_mapped_copy_searches_alike_and_can_change(built: VectorIndex, data, source,  # type: ignore[no-untyped-def]
+def test_a_memory_mapped_copy_searches_alike_and_can_change(built: VectorIndex, data, source,
                                                             tmp_path: Path) -> None:
     ids, vectors, queries = data
     path = tmp_path / "v.faiss"
@@ -145,7 +145,7 @@ def test_a_memory_mapped_copy_searches_alike_and_can_change(built: VectorIndex, 
     assert again.load() and len(again) == 5_999 and top not in again.ids()
 
 
-def test_it_leaves_the_compressed_kind_when_it_shrinks(built: VectorIndex, data, source) -> None:  # type: ignore[no-untyped-def]
+def test_it_leaves_the_compressed_kind_when_it_shrinks(built: VectorIndex, data, source) -> None:
     ids, vectors, _ = data
     copy = built.like()
     assert copy.load() and copy.kind == PQ
@@ -157,7 +157,7 @@ def test_it_leaves_the_compressed_kind_when_it_shrinks(built: VectorIndex, data,
     assert copy.fit_to_size() and copy.kind == FLAT
 
 
-def test_without_a_source_it_is_never_compressed(data) -> None:  # type: ignore[no-untyped-def]
+def test_without_a_source_it_is_never_compressed(data) -> None:
     ids, vectors, _ = data
     index = VectorIndex(Path("unused.faiss"), "e", DIM, EXACT_MAX, compress_above=COMPRESS_ABOVE)
     index.add(ids, vectors)
@@ -179,7 +179,7 @@ def store_vectors(db: Database, vectors: np.ndarray) -> None:
                                vector=vector.tobytes()))
 
 
-def test_open_index_compresses_maps_and_repairs_from_the_database(tmp_path: Path,  # type: ignore[no-untyped-def]
+def test_open_index_compresses_maps_and_repairs_from_the_database(tmp_path: Path,
                                                                   database_url: str, data) -> None:
     _, vectors, queries = data
     db = Database(database_url)

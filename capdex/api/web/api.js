@@ -169,6 +169,7 @@ export async function capabilities() {
     jobs: has("/api/jobs", "get"),
     ask: has("/api/ask", "post"),
     askPhoto: has("/api/photos/{photo_id}/ask", "post"),
+    people: has("/api/people", "get"),
   };
 }
 

@@ -4,12 +4,13 @@
 import { ApiError, capabilities, onKeyNeeded, request } from "./api.js";
 import { AskPanel, PhotoQuestion } from "./ask.js";
 import { card, enableGridKeys } from "./grid.js";
+import { PeoplePanel } from "./people.js";
 import { StatusPanel } from "./status.js";
 import { Viewer } from "./viewer.js";
 
 const PAGE = 40;
 const DEBOUNCE_MS = 250;
-const FILTERS = ["taken_after", "taken_before", "folder", "camera", "has_text", "mode", "sort"];
+const FILTERS = ["taken_after", "taken_before", "folder", "camera", "place", "has_text", "person", "mode", "sort"];
 // Values to offer when the API document names a parameter but lists no allowed values.
 const KNOWN_VALUES = {
   mode: ["hybrid", "semantic", "keyword"], sort: ["relevance", "date"], has_text: ["true", "false"],
@@ -139,12 +140,14 @@ async function search({ keep = false } = {}) {
   state.controller = new AbortController();
   state.results = [];
   state.total = 0;
+  state.weak = false;
   saveToUrl();
   updateFilterCount();
   if (!keep) {
     $("results").replaceChildren();
     $("summary").textContent = state.query ? `Searching for “${state.query}”…` : "Loading…";
     $("notes").hidden = true;
+    $("weak-title").hidden = true;
     $("empty").hidden = true;
     $("error").hidden = true;
   }
@@ -172,9 +175,11 @@ async function loadMore(fresh = false) {
       state.results.push(hit);
       grid.append(card(hit, state.results.length - 1));
     }
+    // Weak matches (none cleared the cut-off) are the closest few: one page, no more.
+    if (fresh) state.weak = page.results.length > 0 && page.results.every((r) => r.weak);
     // A short page means the end, even if the total said otherwise (photos may have gone).
-    state.total = page.results.length < PAGE ? state.results.length : page.total;
-    renderSummary(page.notes || []);
+    state.total = page.results.length < PAGE || state.weak ? state.results.length : page.total;
+    renderSummary(page.notes || [], page.understood);
   } catch (error) {
     if (error.name === "AbortError" || generation !== state.generation) return;
     if (fresh) { $("results").replaceChildren(); state.results = []; state.total = 0; }
@@ -194,12 +199,29 @@ async function loadMore(fresh = false) {
   }
 }
 
-function renderSummary(notes = []) {
+/** "place Tokyo · 2019-01-01 to 2019-12-31 · “cat”": what the search read out of the query. */
+function understoodText(understood) {
+  if (!understood) return "";
+  const parts = [];
+  if (understood.place) parts.push(`in ${understood.place}`);
+  if (understood.taken_after || understood.taken_before) {
+    parts.push(`taken ${understood.taken_after || "…"} to ${understood.taken_before || "…"}`);
+  }
+  if (understood.season) parts.push(understood.season);
+  if (!parts.length) return "";
+  return `Read as: ${understood.text ? `“${understood.text}” ` : "all photos "}${parts.join(", ")}.`;
+}
+
+function renderSummary(notes = [], understood = null) {
   const n = state.total;
-  $("notes").textContent = notes.join(" ");
-  $("notes").hidden = notes.length === 0;
+  const lines = [understoodText(understood), ...notes].filter(Boolean);
+  $("notes").textContent = lines.join(" ");
+  $("notes").hidden = lines.length === 0;
+  $("weak-title").hidden = !state.weak;
   const photos = `${n} photo${n === 1 ? "" : "s"}`;
-  if (state.query) {
+  if (state.query && state.weak) {
+    $("summary").textContent = `No photos match “${state.query}” closely.`;
+  } else if (state.query) {
     $("summary").textContent = n ? `${photos} match “${state.query}”` : "";
   } else {
     $("summary").textContent = n ? `${photos}, newest first` : "";
@@ -258,6 +280,7 @@ async function main() {
   const panel = state.panel = new StatusPanel({ caps: state.caps, captioners, onJobFinished: () => refreshKeepingPlace(),
     onReconnected: () => { if (!$("error").hidden) search(); } });
   new AskPanel({ caps: state.caps });
+  new PeoplePanel({ caps: state.caps, openPhoto: (id) => viewer.open(id), onChanged: () => refreshKeepingPlace() });
   new PhotoQuestion({ caps: state.caps, captioners });
 
   const input = $("q");

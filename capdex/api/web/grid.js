@@ -44,7 +44,7 @@ function explain(hit) {
 export function card(hit, index) {
   const li = document.createElement("li");
   const link = document.createElement("a");
-  link.className = "card";
+  link.className = hit.weak ? "card weak" : "card";
   link.href = `#photo=${hit.id}`;
   link.dataset.index = String(index);
   link.dataset.id = String(hit.id);

@@ -5,18 +5,20 @@ import { ApiError, downloadOriginal, lazyImage, request, showImage } from "./api
 import { fillCaptioners } from "./choices.js";
 import { closeOnBackdrop } from "./dialogs.js";
 import { fileName, formatDate } from "./grid.js";
+import { showFaces, trackFaceLayer } from "./people.js";
 
 const $ = (id) => document.getElementById(id);
 
 const LABELS = {
   taken_at: "Taken", camera: "Camera", lens: "Lens", lens_model: "Lens", lens_make: "Lens make",
-  dimensions: "Size", size: "File size", location: "Location", paths: "Files",
+  dimensions: "Size", size: "File size", location: "Location", place: "Place", paths: "Files",
   focal_length: "Focal length", exposure_time: "Exposure", f_number: "Aperture", iso: "ISO",
 };
 // Shown in their own way, or not worth showing.
 const SKIP = new Set(["id", "path", "paths", "caption", "caption_source", "captions", "content_hash",
   "width", "height", "size", "taken_at", "camera_make", "camera_model", "gps", "latitude",
-  "longitude", "gps_latitude", "gps_longitude", "ocr_text", "ocr_confidence", "ocr_engine"]);
+  "longitude", "gps_latitude", "gps_longitude", "ocr_text", "ocr_confidence", "ocr_engine", "faces",
+  "place"]);
 
 export class Viewer {
   /**
@@ -44,6 +46,7 @@ export class Viewer {
       if (event.key === "ArrowRight") { event.preventDefault(); this.step(1); }
     });
 
+    this.placeFaces = trackFaceLayer($("viewer-img"));
     $("download").addEventListener("click", () => this.download());
     $("edit-caption").hidden = !caps.editCaption;
     $("edit-caption").addEventListener("click", () => this.startEditing());
@@ -75,6 +78,8 @@ export class Viewer {
     $("viewer-source").textContent = "";
     $("viewer-meta").replaceChildren();
     $("similar").hidden = true;
+    $("viewer-faces").hidden = true;
+    $("viewer-people").hidden = true;
     const img = $("viewer-img");
     img.removeAttribute("src");
     img.alt = "";
@@ -110,6 +115,8 @@ export class Viewer {
       photo.ocr_engine ? `Read by ${photo.ocr_engine}` : "",
       typeof photo.ocr_confidence === "number" ? `${Math.round(photo.ocr_confidence * 100)}% confident` : "",
     ].filter(Boolean).join(", ") : "";
+    showFaces(photo);
+    this.placeFaces();
     const meta = $("viewer-meta");
     meta.replaceChildren();
     for (const [label, value] of metadata(photo)) {
@@ -138,9 +145,12 @@ export class Viewer {
         const img = Object.assign(document.createElement("img"), { alt: hit.caption || "", loading: "lazy" });
         lazyImage(img, `/api/photos/${hit.id}/thumbnail`);
         link.append(img);
-        li.append(link);
+        li.append(link, similarScore(hit));
         list.append(li);
       }
+      $("similar-by").textContent = data.by === "looks"
+        ? "By how they look, then by caption; the same picture first."
+        : "By caption only: this photo has no image features (another captioner made its caption).";
       $("similar").hidden = hits.length === 0;
     } catch (error) {
       // A 404 that is not about the photo means the server has no such endpoint: stop asking.
@@ -279,6 +289,9 @@ function metadata(photo) {
   if (camera) rows.push([LABELS.camera, camera]);
   if (photo.width && photo.height) rows.push([LABELS.dimensions, `${photo.width} × ${photo.height}`]);
   if (photo.size) rows.push([LABELS.size, bytes(photo.size)]);
+  const place = photo.place && [photo.place.city, photo.place.region, photo.place.country]
+    .filter((name, i, all) => name && all.indexOf(name) === i).join(", ");
+  if (place) rows.push([LABELS.place, place]);
   const where = location_(photo);
   if (where) rows.push([LABELS.location, where]);
   for (const [key, value] of Object.entries(photo)) {
@@ -288,4 +301,21 @@ function metadata(photo) {
   }
   if (photo.paths?.length) rows.push([LABELS.paths, photo.paths]);
   return rows;
+}
+
+// A similar photo's score under its thumbnail: a percentage, "Same picture" for a near-duplicate;
+// the title says what went into it.
+function similarScore(hit) {
+  const looks = hit.match && hit.match.looks;
+  const caption = hit.match && hit.match.caption;
+  const percent = `${Math.round(Math.max(0, hit.score) * 100)}%`;
+  const same = Boolean(looks && looks.near_duplicate);
+  const parts = [];
+  if (looks) parts.push(`looks ${looks.score.toFixed(2)}`);
+  if (caption) parts.push(`caption ${caption.score.toFixed(2)}`);
+  return Object.assign(document.createElement("span"), {
+    className: same ? "similar-score same" : "similar-score",
+    textContent: same ? `Same picture · ${percent}` : `${percent} alike`,
+    title: `Score ${hit.score.toFixed(2)}${parts.length ? ` (${parts.join(", ")})` : ""}`,
+  });
 }

@@ -11,12 +11,16 @@ import json
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from capdex.captioners import catalog
 from capdex.captioners.base import CaptionerError
 from capdex.captioners.lifecycle import require
+
+if TYPE_CHECKING:
+    from capdex.captioners.im2txt.captioner import TorchRuntime
 
 OPSET = 18
 
@@ -87,7 +91,7 @@ def export_onnx(folder: Path, *, check: bool = True) -> list[Path]:
                 dynamo=True,
                 verbose=False,
             )
-    except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds of errors
+    except Exception as exc:  # the exporter raises many kinds of errors
         raise CaptionerError(f"ONNX export of im2txt failed: {exc}") from exc
     finally:
         for logger, level in zip(quiet, levels, strict=True):
@@ -113,7 +117,7 @@ def export_onnx(folder: Path, *, check: bool = True) -> list[Path]:
     return written
 
 
-def _check(folder: Path, runtime) -> None:
+def _check(folder: Path, runtime: TorchRuntime) -> None:
     """Run a random batch through both runtimes; refuse an export that disagrees."""
     from capdex.captioners.im2txt.captioner import OnnxRuntime
 

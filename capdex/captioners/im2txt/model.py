@@ -64,11 +64,14 @@ class DecoderStep(nn.Module):
         return torch.log_softmax(logits, dim=-1), h, c
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A checkpoint's tensors, loaded without unpickling arbitrary objects."""
+def read_state_dict(path: Path | None) -> dict[str, torch.Tensor]:
+    """A checkpoint's tensors (`path` as `catalog.find` gives it), loaded without unpickling
+    arbitrary objects."""
+    if path is None:
+        raise CaptionerError("the im2txt model folder has no checkpoint; install the model again")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt, truncated or foreign files
+    except Exception as exc:  # corrupt, truncated or foreign files
         raise CaptionerError(f"cannot read the im2txt checkpoint {path}: {exc}") from exc
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]

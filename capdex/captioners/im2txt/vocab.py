@@ -44,7 +44,7 @@ class _VocabUnpickler(pickle.Unpickler):
     """
 
     _ALLOWED = {
-        ("copyreg", "_reconstructor"): copyreg._reconstructor,
+        ("copyreg", "_reconstructor"): copyreg._reconstructor,  # type: ignore[attr-defined]  # typeshed omits it
         ("builtins", "object"): object,
     }
 

@@ -1,5 +1,9 @@
 """The caption stage: a captioner's words for each photo (required: a new photo is stored only
-with its caption). Stored beside any human caption, which keeps speaking for the photo."""
+with its caption). Stored beside any human caption, which keeps speaking for the photo.
+
+A captioner whose forward pass also gives what the photo looks like (the tagger's
+`caption_and_looks`) hands both over at once: the result is then {"caption", "looks"} and the
+looks are stored too (`capdex.store.looks`, for similar photos), never a second pass."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from capdex.captioners import Captioner, CaptionerError, registry
 from capdex.indexer.stage import Stage, StageInput
-from capdex.store import captions
+from capdex.store import captions, looks
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -64,11 +68,26 @@ class CaptionStage(Stage):
     def prepare(self, image: Image.Image) -> Any:
         return self.captioner.prepare(image)
 
+    @property
+    def looks_model(self) -> str | None:
+        """What the captioner's image features are recorded as (None: it gives none)."""
+        if not callable(getattr(self.captioner, "caption_and_looks", None)):
+            return None
+        return f"{self.captioner.name} {self.version}"
+
     def run(self, inputs: Sequence[StageInput]) -> list[Any]:
-        return [str(t) for t in self.captioner.caption_batch([i.view for i in inputs])]
+        views = [i.view for i in inputs]
+        if self.looks_model is None:
+            return [str(t) for t in self.captioner.caption_batch(views)]
+        texts, seen = self.captioner.caption_and_looks(views)  # type: ignore[attr-defined]
+        return [{"caption": str(t), "looks": v.tolist()} for t, v in zip(texts, seen, strict=True)]
 
     def write(self, session: Session, photo_id: int, result: Any, version: str) -> None:
-        captions.set_machine_caption(session, photo_id, str(result), self.captioner.name, version)
+        captions.set_machine_caption(session, photo_id, caption_text(result), self.captioner.name,
+                                     version)
+        if isinstance(result, dict) and result.get("looks") is not None:
+            looks.set_looks(session, photo_id, result["looks"],
+                            f"{self.captioner.name} {version}")
 
     def tally(self, summary: Any, result: Any) -> None:
         summary.captioned += 1
@@ -78,3 +97,8 @@ class CaptionStage(Stage):
 
     def close(self) -> None:
         pass  # the captioner belongs to whoever made it (the CLI, a job)
+
+
+def caption_text(result: Any) -> str:
+    """The caption in a caption stage result (a string, or {"caption", "looks"})."""
+    return str(result["caption"]) if isinstance(result, dict) else str(result)

@@ -62,7 +62,7 @@ class OcrStage(Stage):
         return side if isinstance(side, int) and side > 0 else None
 
     @property
-    def enlarges(self) -> bool:  # type: ignore[override]
+    def enlarges(self) -> bool:
         return self._gate_side is not None
 
     @property
@@ -88,11 +88,11 @@ class OcrStage(Stage):
         # else the gate loads the models (OcrUnavailable, as fatal) when a photo first has sharp
         # edges: a run of photos without any imports no OpenCV or ONNX Runtime, whose import
         # would compete with the captioner's start-up (issue 17)
-        out = []
+        out: list[dict[str, Any]] = []
         for item in inputs:
             image = item.view
             if self._gate_side is not None:
-                if not self.engine.has_text(image):  # type: ignore[attr-defined]
+                if not self.engine.has_text(image):
                     out.append({"engine": self.engine.name, "text": "", "confidence": None})
                     continue
                 side = self.settings.ocr_max_side

@@ -106,6 +106,8 @@ class Asker:
         facts = photo_facts(self.engine.db, [hit.id for hit in results.results])
         photos, shown = [], []
         for hit in results.results:
+            if hit.weak:
+                continue  # below the cut-off: not what the question is about
             fact = facts.get(hit.id)
             if fact is None:
                 continue  # removed since it was found
