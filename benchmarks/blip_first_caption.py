@@ -1,4 +1,4 @@
-"""Benchmark 8 (issue 17): BLIP-base time to the first caption, as a user starts `capdex index`.
+"""Benchmark 17c (issue 17): BLIP-base time to the first caption, as a user starts `capdex index`.
 
 A whole `capdex index` process (OCR on, the default; greedy, 20 new tokens as benchmark 1) over
 one 12-MP photo, timed from before the process is spawned to the moment its captioner returns
@@ -90,7 +90,7 @@ def main(repeats: int) -> None:
                      f"{card_first:.2f} s ({card_first / first:.2f}x); bare `python -c pass` "
                      f"{python_s:.2f} s")
         print(lines[-1], flush=True)
-    record("Benchmark 8: BLIP-base time to the first caption (blip_first_caption.py)", lines)
+    record("Benchmark 17c: BLIP-base time to the first caption (blip_first_caption.py)", lines)
 
 
 def timed_python() -> float:

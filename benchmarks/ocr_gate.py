@@ -1,4 +1,4 @@
-"""Benchmark 7 (issue 17): the OCR text gate on the OCR test set — its misses and what it costs.
+"""Benchmark 17b (issue 17): the OCR text gate on the OCR test set — its misses and what it costs.
 
 Every photo of the OCR test set (tests/captioners/ocr_photos.py: the samples, package images,
 Debian docs' screenshots and plots, text drawn on real photos, some at 12 MP) and 20 12-MP
@@ -79,7 +79,7 @@ def main() -> None:
     ]
     for line in lines:
         print(line)
-    record("Benchmark 7: OCR text gate on the OCR test set (ocr_gate.py)", lines)
+    record("Benchmark 17b: OCR text gate on the OCR test set (ocr_gate.py)", lines)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Benchmark 6 (issue 17): the default pipeline (tagger + OCR) on 12-MP camera JPEGs, with OCR
+"""Benchmark 17a (issue 17): the default pipeline (tagger + OCR) on 12-MP camera JPEGs, with OCR
 against without, as whole `capdex index` processes over the same N photos, runs alternating.
 
 Goal: with OCR ≥ 0.6x the photos/s without, and ≥ 10 photos/s with OCR. The photos
@@ -69,7 +69,7 @@ def main(count: int, repeats: int) -> None:
             f"off {off:.2f} ({on / off:.2f}x); OCR found text on {summary['ocr_with_text']}")
     print(line)
     lines.append(line)
-    record("Benchmark 6: default pipeline, OCR on vs off, 12-MP JPEGs (ocr_pipeline.py)", lines)
+    record("Benchmark 17a: default pipeline, OCR on vs off, 12-MP JPEGs (ocr_pipeline.py)", lines)
 
 
 if __name__ == "__main__":

@@ -216,8 +216,8 @@ class Indexer:
         does not wait for it. Any error is left for first use to raise.
 
         Not the embedder: the writer thread loads it before the first commit (`Flow`), while the
-        model captions the next batch. Importing sentence-transformers (~1.2 s, mostly holding
-        the GIL) beside the model's load and first batch delayed the first caption (issue 17).
+        model captions the next batch. Loading it (its runtime's imports mostly hold the GIL)
+        beside the captioner's load and first batch delayed the first caption (issue 17).
         """
         models = [s for s in self.stages if not s.worker]
 
