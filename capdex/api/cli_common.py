@@ -99,6 +99,10 @@ def _how_to_index(settings: Settings) -> str:
     return hint
 
 
+#: Photo ids are 64-bit database integers: a larger one is a usage error, not a traceback.
+MAX_ID = 2**63 - 1
+
+
 def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"capdex: error: {message}", err=True)
     raise typer.Exit(code)

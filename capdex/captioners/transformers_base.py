@@ -9,6 +9,7 @@ choice is part of the caption's version because it can change the words.
 from __future__ import annotations
 
 import functools
+import logging
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,6 +140,7 @@ class TransformersCaptioner(Captioner):
     def _load(self) -> Loaded:
         torch = require("torch", self.spec.extra or "transformers")
         transformers = require("transformers", self.spec.extra or "transformers")
+        _quiet(transformers)
         folder = catalog.require_installed(self.name, self.settings)
         dtype = torch.bfloat16 if self.dtype == "bf16" else torch.float32
         loaded = Loaded(torch, transformers, dtype)
@@ -161,6 +163,14 @@ class TransformersCaptioner(Captioner):
 
     def close(self) -> None:
         self._model.unload()
+
+
+def _quiet(transformers: ModuleType) -> None:
+    """No "Loading weights" bars or load-time warnings on the console (issue 17): the run has
+    its own progress line, and they are not the user's business; `-v` (INFO) keeps warnings."""
+    transformers.utils.logging.disable_progress_bar()
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        transformers.utils.logging.set_verbosity_error()
 
 
 def strip_prompt(text: str, prompt: str) -> str:

@@ -305,3 +305,12 @@ def test_a_search_process_imports_no_torch(indexed: Path, tmp_path: Path) -> Non
     hits = json.loads(done.stdout)["results"]
     assert hits and hits[0]["caption"] == "a plain red picture"
     assert json.loads(done.stderr.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize("args", [
+    ["similar", str(2**64)], ["caption-set", str(2**64), "text"], ["ask", "q" * 60_000],
+    ["ask", "what?", "--photo", str(2**64)],
+])
+def test_out_of_range_ids_and_overlong_questions_exit_2(indexed: Path, args: list[str]) -> None:
+    code, _, err = capdex(*args, "--data-dir", str(indexed))
+    assert code == 2 and "Traceback" not in err and len(err) < 2000, err

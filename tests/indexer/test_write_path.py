@@ -252,6 +252,7 @@ class SlowTextOcr(OcrEngine):
     """Every photo shows text; the run is asked to stop after `stop_after` reads."""
 
     name = "rapidocr"
+    gate_side = None  # no gate: every photo is read
 
     def __init__(self, stop: threading.Event, stop_after: int) -> None:
         super().__init__()

@@ -129,7 +129,7 @@ def test_migration_0011_down_and_up(tmp_path: Path) -> None:
     with db.session() as session:
         looks.set_looks(session, add_photo(db, 1), unit(1), MODEL)
     db.close()
-    migrate(url, "0008", down=True)
+    migrate(url, "0010", down=True)
     db = Database(url)  # up again: an empty table, ready for the next run's looks stage
     with db.read() as session:
         assert session.scalar(select(PhotoLooks.id)) is None

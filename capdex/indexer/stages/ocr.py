@@ -88,11 +88,12 @@ class OcrStage(Stage):
         for item in inputs:
             image = item.view
             if self._gate_side is not None:
-                if not self.engine.has_text(image):  # type: ignore[attr-defined]  # gated engines have it
+                if not self.engine.has_text(image):
                     out.append({"engine": self.engine.name, "text": "", "confidence": None})
                     continue
                 side = self.settings.ocr_max_side
-                image = _fit(item.larger((1, side)), side)
+                if max(image.size) >= self._gate_side:  # else the view is the whole photo
+                    image = _fit(item.larger((1, side)), side)
             result = self.engine.read(image)
             out.append({"engine": self.engine.name, "text": result.text,
                         "confidence": result.confidence})
