@@ -48,7 +48,7 @@ def get(name: str) -> ModelSpec:
 
     if name not in registry.names():
         raise CaptionerError(f"unknown model {name!r}; known models: "
-                             f"{', '.join(registry.in_order())}")
+                             f"{', '.join(registry.names())}")
     try:
         return registry.captioner_class(name).spec
     except ImportError as exc:
@@ -62,17 +62,23 @@ def options(name: str, settings: Settings) -> CaptionerOptions:
     return registry.captioner_class(name).Options.from_settings(name, settings)
 
 
+#: How `capdex models list` orders models: what runs offline with no download first.
+KIND_ORDER = ("builtin", "torch", "onnx", "transformers", "llama.cpp", "http", "plugin")
+
+
 def specs() -> dict[str, ModelSpec]:
-    """Every registered captioner's model spec (built-ins and plugins), by name."""
+    """Every registered captioner's model spec (built-ins and plugins), by kind, then name."""
     from capdex.captioners import registry
 
     found = {}
-    for name in registry.in_order():
+    for name in registry.names():
         try:
             found[name] = get(name)
         except CaptionerError:
             continue  # a plugin that cannot be imported; choosing it says why
-    return found
+    rank = {kind: i for i, kind in enumerate(KIND_ORDER)}
+    return dict(sorted(found.items(), key=lambda item: (rank.get(item[1].kind, len(rank)),
+                                                        item[0])))
 
 
 def _chosen_model(name: str, settings: Settings) -> str | None:

@@ -53,13 +53,6 @@ def names() -> list[str]:
     return sorted(_registered)
 
 
-def in_order() -> list[str]:
-    """Every captioner name in the order registered: capdex's own (as pyproject.toml lists
-    them), then plugins and run-time registrations."""
-    _load_entry_points()
-    return list(_registered)
-
-
 def captioner_class(name: str) -> type[Captioner]:
     """The class behind `name`, importing its module on first use."""
     _load_entry_points()
