@@ -299,7 +299,7 @@ class _OnnxRuntime:
     """The exported graph on ONNX Runtime, fed by the model's own fast tokenizer."""
 
     def __init__(self, location: Path, onnx_file: Path, batch_size: int) -> None:
-        import onnxruntime  # type: ignore[import-untyped]
+        import onnxruntime
         from tokenizers import Tokenizer
 
         options = onnxruntime.SessionOptions()

@@ -78,8 +78,9 @@ class CaptionerOptions(BaseModel):
         """The environment variables that set `field`, first one first."""
         prefix = "CAPDEX_" + captioner.upper().replace("-", "_").replace(".", "_")
         extra = cls.model_fields[field].json_schema_extra
-        older = extra.get("env", []) if isinstance(extra, dict) else []
-        return [f"{prefix}_{field.upper()}", *(str(name) for name in older)]  # type: ignore[union-attr]
+        env = extra.get("env") if isinstance(extra, dict) else None
+        older = env if isinstance(env, list) else []
+        return [f"{prefix}_{field.upper()}", *(str(name) for name in older)]
 
     @classmethod
     def from_settings(cls, captioner: str, settings: Settings) -> CaptionerOptions:

@@ -316,7 +316,7 @@ def test_builtins_register_through_the_plugin_entry_point_group() -> None:
         assert cls.name == name and isinstance(cls.spec, ModelSpec) and cls.spec.kind != "plugin"
 
 
-def test_a_registered_plugin_is_in_the_catalogue(tmp_path: Path, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+def test_a_registered_plugin_is_in_the_catalogue(tmp_path: Path, colour_captioner) -> None:
     rows = {s.name: s for s in catalog.statuses(make_settings(tmp_path, "tagger"))}
     assert BUILTIN_MODELS <= set(rows)
     plugin = rows[colour_captioner.name]

@@ -44,16 +44,16 @@ class HeldOcr(OcrEngine):
     def has_text(self, image: Image.Image) -> bool:
         self.gated.append(image.size)
         assert self.release.wait(300), "the run waited for OCR before committing captions"
-        red, green, blue = image.convert("RGB").resize((1, 1)).getpixel((0, 0))  # type: ignore[misc]
+        red, green, blue = image.convert("RGB").resize((1, 1)).getpixel((0, 0))
         return red > 2 * green and red > 2 * blue
 
-    def read(self, image) -> OcrResult:  # type: ignore[no-untyped-def]
+    def read(self, image) -> OcrResult:
         self.reads += 1
         return OcrResult("Grand opening sale at the bakery", 0.9)
 
 
 def test_photos_are_searchable_by_caption_while_ocr_is_still_running(
-        tmp_path: Path, settings: Settings, embedder: Embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, settings: Settings, embedder: Embedder, colour_captioner) -> None:
     photos = tmp_path / "photos"
     for i in range(6):
         write_colour_photo(photos / f"p{i}.jpg", ["red", "green", "blue"][i % 3], seed=i)
@@ -80,7 +80,7 @@ def test_photos_are_searchable_by_caption_while_ocr_is_still_running(
         engine.release.set()
         run.join(300)
     summary = done[0]
-    assert summary.ocr_read == 6 and summary.ocr_with_text == 2  # type: ignore[attr-defined]
+    assert summary.ocr_read == 6 and summary.ocr_with_text == 2
     assert engine.reads == 2  # the gate turned the other four away
     assert search.search("bakery", k=1, mode="keyword").results[0].path.endswith(("p0.jpg",
                                                                                    "p3.jpg"))

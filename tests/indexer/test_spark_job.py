@@ -202,6 +202,26 @@ def test_a_file_an_executor_cannot_find_is_an_error_row_naming_shared_storage(
     assert "storage every executor reads" in rows[0]["error"]
 
 
+def test_an_executor_batch_captions_measures_and_embeds_a_readable_photo(
+    tmp_path: Path, embedder: Embedder, colour_captioner: type
+) -> None:
+    """What each executor runs (`process_batch`), without Spark: one row per file, with the
+    caption, the size and the caption's vector."""
+    from capdex.indexer.spark_job import process_batch
+    from capdex.indexer.stages import CaptionStage
+    from tests.conftest import write_colour_photo
+
+    settings = Settings(data_dir=tmp_path / "data")
+    photo = write_colour_photo(tmp_path / "red.jpg", "red", size=(64, 48))
+    record = {"path": str(photo), "size": photo.stat().st_size,
+              "mtime_ns": photo.stat().st_mtime_ns}
+    rows = process_batch([record], settings, [CaptionStage(settings, colour_captioner(settings))],
+                         embedder)
+    assert rows[0]["error"] is None
+    assert (rows[0]["caption"], rows[0]["width"], rows[0]["height"]) == ("a plain red picture", 64, 48)
+    assert len(rows[0]["vector"]) == embedder.dim
+
+
 def test_a_failed_job_says_why_in_one_line() -> None:
     from capdex.indexer.spark_job import job_failure
 

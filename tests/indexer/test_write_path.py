@@ -74,14 +74,14 @@ def ocr_in_time(monkeypatch: pytest.MonkeyPatch, captioner: type[ColourCaptioner
     counts = {"read": 0, "captioned": 0}
     real_run, real_caption = OcrStage.run, captioner.caption_batch
 
-    def run(self, inputs):  # type: ignore[no-untyped-def]
+    def run(self, inputs):
         results = real_run(self, inputs)
         with done:
             counts["read"] += len(inputs)
             done.notify_all()
         return results
 
-    def caption_batch(self, images):  # type: ignore[no-untyped-def]
+    def caption_batch(self, images):
         with done:
             counts["captioned"] += len(images)
             assert done.wait_for(lambda: counts["read"] >= counts["captioned"], timeout=300)

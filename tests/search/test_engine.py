@@ -46,7 +46,7 @@ class CountingEmbedder:
         self.texts.extend(texts)
         return self.real.embed(texts)
 
-    def embed_kept(self, texts):  # type: ignore[no-untyped-def]
+    def embed_kept(self, texts):
         return self.real.embed_kept(texts)
 
 
