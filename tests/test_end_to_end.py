@@ -10,6 +10,7 @@ import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -30,9 +31,10 @@ class CountingTagger(TaggerCaptioner):
     name = "tagger"
     images_captioned = 0
 
-    def caption_batch(self, images: Sequence) -> list[str]:
+    def caption_and_looks(self, images: Sequence) -> tuple[list[str], Any]:
+        """The one forward pass both captioning and the photo's looks go through."""
         type(self).images_captioned += len(images)
-        return super().caption_batch(images)
+        return super().caption_and_looks(images)
 
 
 @pytest.fixture
