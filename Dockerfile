@@ -14,7 +14,7 @@ RUN pip install ${TORCH_SPEC}
 COPY pyproject.toml README.md ./
 COPY capdex ./capdex
 # http: the ollama/openai/anthropic captioners and the ask LLM talk to their servers with httpx.
-RUN pip install '.[postgres,http]'
+RUN pip install ''.[postgres,http,faces]'
 
 RUN useradd --create-home capdex && mkdir -p /data && chown capdex /data
 USER capdex
