@@ -13,8 +13,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2
 RUN pip install ${TORCH_SPEC}
 COPY pyproject.toml README.md ./
 COPY capdex ./capdex
-# http: the ollama/openai/anthropic captioners and the ask LLM talk to their servers with httpx.
-RUN pip install ''.[postgres,http,faces]'
+# http: the ollama/openai/anthropic captioners and the ask LLM talk to their servers with httpx;
+# faces: --faces (dlib and its models ship as wheels).
+RUN pip install '.[postgres,http,faces]'
 
 RUN useradd --create-home capdex && mkdir -p /data && chown capdex /data
 USER capdex
