@@ -66,6 +66,8 @@ class HashEmbedder(Embedder):
 class BlankOcr(OcrEngine):
     """The real OCR engine's name and version, reading no text and loading no model."""
 
+    gate_side = None  # no gate either: `read` is already free
+
     def check(self) -> None:
         pass
 

@@ -76,6 +76,7 @@ def capdex(folder: Path, count: int, ocr: bool = False) -> tuple[float, float, d
 
 def main(count: int, naive_count: int, repeats: int = 2, ocr_count: int = 100) -> None:
     folder = WORK / "photos12mp"
+    ocr_count = min(ocr_count, count)
     paths = make(count, 4000, 3000, folder)
     print(describe(), f"; {count} photos of 4000x3000")
     # The model's weights cache is made on first use; do it outside the timings.

@@ -15,7 +15,8 @@ import os
 from stat import S_ISREG
 from typing import BinaryIO
 
-_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # POSIX; Windows has no FIFOs to block on
+_FLAGS = os.O_RDONLY | _NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 class NotRegularFile(OSError):
@@ -34,7 +35,8 @@ def open_regular(path: str | os.PathLike[str] | os.PathLike[bytes] | bytes) -> B
         if not S_ISREG(mode):
             raise NotRegularFile(errno.EINVAL, "not a regular file (a FIFO, socket, device or "
                                  "folder named like one)", os.fsdecode(path))
-        os.set_blocking(fd, True)  # no effect on a regular file's reads; kept out of later use
+        if _NONBLOCK:
+            os.set_blocking(fd, True)  # no effect on a regular file's reads; kept out of later use
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
@@ -18,6 +24,23 @@ def default_data_dir() -> Path:
     """$XDG_DATA_HOME/capdex, falling back to ~/.local/share/capdex as the XDG spec says."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "capdex"
+
+
+class _CaptionerEnvironment(PydanticBaseSettingsSource):
+    """The CAPDEX_* variables no field claims, as `captioner_env` (captioner options)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        claimed = set()
+        for name, info in self.settings_cls.model_fields.items():
+            claimed.add(f"CAPDEX_{name.upper()}")
+            if isinstance(info.validation_alias, AliasChoices):
+                claimed.update(str(choice).upper() for choice in info.validation_alias.choices)
+        found = {key.upper(): value for key, value in os.environ.items()
+                 if key.upper().startswith("CAPDEX_") and key.upper() not in claimed}
+        return {"captioner_env": found} if found else {}
 
 
 class Settings(BaseSettings):
@@ -44,11 +67,16 @@ class Settings(BaseSettings):
     batch_size: int | None = Field(
         default=None, ge=1, le=1024, description="Captioning batch size; default is the captioner's."
     )
-    tagger_min_confidence: float = Field(default=0.15, ge=0.0, le=1.0)
-    tagger_max_labels: int = Field(default=3, ge=1, le=10)
-    torch_threads: int | None = Field(
-        default=None, ge=1, description="CPU threads for torch models; default: torch's choice (the tagger: half the CPUs)."
+    # A captioner's own knobs live on its class (`Options`, capdex/captioners/base.py): set them
+    # as CAPDEX_<CAPTIONER>_<OPTION> (e.g. CAPDEX_TAGGER_MAX_LABELS=5; older names such as
+    # CAPDEX_LLM_CONTEXT still work) or here, e.g. {"tagger": {"max_labels": 5}}.
+    captioner_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-captioner options by captioner name "
+        "(CAPDEX_CAPTIONER_OPTIONS as JSON); they win over CAPDEX_<CAPTIONER>_<OPTION>.",
     )
+    #: CAPDEX_* environment variables that are no field here: where captioners read their
+    #: options from, so that the environment is read once, when the settings are built.
+    captioner_env: dict[str, str] = Field(default_factory=dict, repr=False)
 
     # Embedding
     embedder: str = Field(
@@ -56,6 +84,16 @@ class Settings(BaseSettings):
         description="sentence-transformers model name, hub id or local folder.",
     )
     embed_batch_size: int = Field(default=64, ge=1, le=4096)
+    embedder_backend: Literal["auto", "onnx", "torch"] = Field(
+        default="auto",
+        description="auto: ONNX Runtime for a local transformer + mean-pooling model (the "
+        "default MiniLM; no torch import, fast start), else sentence-transformers on torch.",
+    )
+    embedder_onnx_dir: Path | None = Field(
+        default=None,
+        description="Where the embedder's one-time ONNX export is kept; default "
+        "<data dir>/models/embedders.",
+    )
 
     # Indexing
     max_image_pixels: int = Field(
@@ -179,10 +217,6 @@ class Settings(BaseSettings):
     model_idle_ttl: float = Field(
         default=300.0, ge=0.0, description="Seconds a loaded model may sit unused; 0 keeps it."
     )
-    llm_threads: int | None = Field(
-        default=None, ge=1, description="llama.cpp threads; default is the number of cores."
-    )
-    llm_context: int = Field(default=2048, ge=512, le=32768, description="llama.cpp context.")
     # HTTP captioners. The API key only ever comes from the environment.
     captioner_timeout: float = Field(default=120.0, gt=0.0, description="Seconds per request.")
     captioner_retries: int = Field(
@@ -202,11 +236,6 @@ class Settings(BaseSettings):
     # --- More captioners (issue 9: ViT-GPT2, BLIP-2, any transformers VLM, Claude) -------------
     # ViT-GPT2 and BLIP-2 use the decoding settings above (CAPTION_*); hf-vlm and anthropic use
     # LLM_PROMPT / LLM_MAX_TOKENS. hf-vlm's model is CAPTIONER_MODEL (a hub id) or MODEL_PATH.
-    trust_remote_code: bool = Field(
-        default=False,
-        description="hf-vlm: let a model run the Python code it ships (download and load); "
-        "only for models you trust.",
-    )
     anthropic_api_key: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("CAPDEX_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
@@ -315,6 +344,18 @@ class Settings(BaseSettings):
         "before the LLM.",
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _CaptionerEnvironment(settings_cls), dotenv_settings,
+                file_secret_settings)
+
     @field_validator("llm", "llm_endpoint", "llm_model", "llm_api_key", mode="before")
     @classmethod
     def _blank_llm_is_unset(cls, value: object) -> object:
@@ -361,3 +402,8 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def embedder_cache_dir(self) -> Path:
+        """Where the embedder's ONNX export lives (see capdex/embedder.py)."""
+        return self.embedder_onnx_dir or self.models_dir / "embedders"

@@ -49,10 +49,18 @@ class ColourCaptioner(Captioner):
         return sum(cls.calls)
 
 
+@pytest.fixture(scope="session")
+def embedder_onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ONNX export of the embedder for the whole session (each data dir would redo it)."""
+    return tmp_path_factory.mktemp("embedders")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                          embedder_onnx_dir: Path) -> Iterator[None]:
     """No test reads the user's data dir, settings or the network."""
     for var in ("CAPDEX_DATA_DIR", "CAPDEX_DATABASE_URL", "CAPDEX_CAPTIONER", "CAPDEX_EMBEDDER",
+                "CAPDEX_EMBEDDER_BACKEND",
                 "CAPDEX_API_KEY", "CAPDEX_PHOTO_ROOTS", "CAPDEX_CORS_ORIGINS", "CAPDEX_HOST",
                 "CAPDEX_SPARK_MASTER", "CAPDEX_SPARK_PYTHON", "CAPDEX_SPARK_EXECUTOR_DATA_DIR",
                 "CAPDEX_LLM", "CAPDEX_LLM_ENDPOINT", "CAPDEX_LLM_MODEL", "CAPDEX_LLM_API_KEY",
@@ -60,6 +68,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
                 "CAPDEX_ANTHROPIC_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("CAPDEX_EMBEDDER_ONNX_DIR", str(embedder_onnx_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     yield
@@ -84,9 +93,9 @@ def settings(data_dir: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
+def embedder(embedder_onnx_dir: Path) -> Embedder:
     """The real default embedder, loaded once per test session."""
-    return Embedder("all-MiniLM-L6-v2")
+    return Embedder("all-MiniLM-L6-v2", cache_dir=embedder_onnx_dir)
 
 
 def write_colour_photo(path: Path, colour: str, size: tuple[int, int] = (64, 48), seed: int = 0) -> Path:

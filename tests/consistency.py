@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from capdex.paths import to_store
 from capdex.settings import IMAGE_EXTENSIONS
-from capdex.store import repo
+from capdex.store import looks, repo
 from capdex.store.db import Database
-from capdex.store.models import Caption, File, IndexingError, Photo, Vector
+from capdex.store.models import Caption, File, IndexingError, Photo, PhotoLooks, Vector
 from capdex.store.vectors import file_checksum, read_meta
 
 
@@ -73,7 +73,26 @@ def assert_consistent(data_dir: Path, root: Path, embedder: str) -> dict[str, in
                                      "size": index_path.stat().st_size,
                                      "sha256": file_checksum(index_path)}
 
+    assert_looks_consistent(db, data_dir)
     leftovers = list(data_dir.rglob("*.tmp")) + list(root.rglob("*.tmp"))
     assert not leftovers, leftovers
     db.close()
     return {"files": len(files), "photos": len(present), "vectors": len(vectors)}
+
+
+def assert_looks_consistent(db: Database, data_dir: Path) -> None:
+    """When photos have looks (the tagger captioned them): every present photo the tagger
+    captioned has looks of the newest model, and `looks.faiss` holds exactly those rows."""
+    model = looks.newest_model(db)
+    if model is None:
+        return
+    with db.read() as session:
+        assert looks.stale_photos(session, model.split(" ")[0], model) == [], \
+            "a photo the tagger captioned has no looks"
+        rows = sorted(session.scalars(select(PhotoLooks.id).where(PhotoLooks.model == model)))
+    index_path = data_dir / looks.INDEX_FILE
+    index = faiss.read_index(str(index_path))
+    assert sorted(faiss.vector_to_array(index.id_map).tolist()) == rows, \
+        "the looks FAISS file differs from the database"
+    meta = read_meta(index_path)
+    assert meta is not None and meta["embedder"] == model and meta["count"] == len(rows)

@@ -19,21 +19,13 @@ def missing(name: str, settings: Settings) -> str | None:
     from capdex.captioners import CaptionerError, catalog, registry
 
     try:
-        registry.captioner_class(name)
+        spec = registry.captioner_class(name).spec
     except CaptionerError as exc:
         return str(exc)
-    except ImportError as exc:
-        try:
-            extra = catalog.get(name).extra
-        except CaptionerError:
-            extra = None
-        return f"pip install 'capdex[{extra}]'" if extra else f"cannot be loaded: {exc}"
-    try:
-        spec = catalog.get(name)
-    except CaptionerError:
-        return None  # a plugin outside the catalogue: registered and importable is all we know
-    if spec.kind == "builtin":
-        return None
+    except ImportError as exc:  # a plugin whose module or its dependencies are missing
+        return f"cannot be loaded: {exc}"
+    if spec.kind == "plugin":
+        return None  # registered and importable is all capdex knows of it
     chosen = settings.captioner == name
     if spec.kind == "http":
         if name == "openai" and settings.openai_api_key is None and not chosen:

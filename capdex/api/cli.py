@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from capdex.api.cli_common import (
+    MAX_ID,
     CaptionerOpt,
     DataDir,
     EndpointOpt,
@@ -365,7 +366,7 @@ def _print_hits(hits: Sequence[SearchHit]) -> None:
 
 @app.command()
 def similar(
-    photo_id: Annotated[int, typer.Argument(metavar="ID",
+    photo_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=MAX_ID,
                                             help="The photo's id (see `search --json`).")],
     k: Annotated[int, typer.Option("-k", "--limit", min=1, max=1000, metavar="N",
                                    help="How many photos.")] = 10,
@@ -538,8 +539,8 @@ def _read_text(image: Path, settings: Settings) -> OcrResult:
 
 @app.command("caption-set")
 def caption_set(
-    photo_id: Annotated[int, typer.Argument(metavar="ID", help="The photo's id (from search "
-                                            "results or the API).")],
+    photo_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=MAX_ID, help="The photo's "
+                                            "id (from search results or the API).")],
     text: Annotated[str | None, typer.Argument(metavar="TEXT", help="The caption: it outranks "
                     "machine captions, and re-captioning never replaces it.")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the human caption; the machine "

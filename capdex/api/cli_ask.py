@@ -16,13 +16,15 @@ LLM_HELP = "Protocol of the LLM: openai (also llama.cpp's and vLLM's servers), o
 def register(app: typer.Typer) -> None:
     """Add `ask` to the `capdex` app."""
     from capdex.api import cli_common as cli
+    from capdex.search.request import MAX_QUERY_LENGTH
 
     @app.command()
     def ask(
         question: Annotated[str, typer.Argument(help='e.g. "when did we last go to the beach?"')],
         k: Annotated[int | None, typer.Option("-k", "--k", min=1, max=50, help="How many of "
                      "the best matching photos the LLM reads (default 8).")] = None,
-        photo: Annotated[int | None, typer.Option("--photo", help="Ask about this one photo "
+        photo: Annotated[int | None, typer.Option("--photo", min=1, max=cli.MAX_ID,
+                         help="Ask about this one photo "
                          "(its id) with a captioner that takes a prompt, instead.")] = None,
         llm: Annotated[str | None, typer.Option("--llm", envvar="CAPDEX_LLM", help=LLM_HELP)] = None,
         llm_endpoint: Annotated[str | None, typer.Option("--llm-endpoint", envvar=
@@ -46,6 +48,8 @@ def register(app: typer.Typer) -> None:
         An LLM answers from the best matching photos' captions, text, dates, places and people,
         citing each photo it relies on by its id. With --photo, a vision model answers about
         one photo."""
+        if not question.strip() or len(question) > MAX_QUERY_LENGTH:
+            cli._fail(f"the question must be 1 to {MAX_QUERY_LENGTH} characters")
         settings = cli._settings(data_dir=data_dir, llm=llm, llm_endpoint=llm_endpoint,
                                  llm_model=llm_model, llm_api_key=llm_api_key, captioner=captioner,
                                  model_path=model_path, captioner_endpoint=endpoint,

@@ -70,7 +70,6 @@ def _indexed_database(settings: Settings, photos: bool = True) -> Database:
 
 
 def _open_indexed(settings: Settings, photos: bool = True) -> Database:
-    from sqlalchemy import func, select
     from sqlalchemy.engine import make_url
 
     url = make_url(settings.db_url)
@@ -81,11 +80,9 @@ def _open_indexed(settings: Settings, photos: bool = True) -> Database:
     db = _database(settings)
     if not photos:
         return db
-    from capdex.store.models import File
+    from capdex.store import repo
 
-    with db.read() as session:
-        files = session.scalar(select(func.count(File.id))) or 0
-    if not files:
+    if not repo.file_count(db):
         raise _NoIndex(f"the index {where} holds no photos yet" + _how_to_index(settings))
     return db
 
@@ -100,6 +97,10 @@ def _how_to_index(settings: Settings) -> str:
     else:
         hint += " (or pass --data-dir, or set CAPDEX_DATA_DIR, where you indexed before)"
     return hint
+
+
+#: Photo ids are 64-bit database integers: a larger one is a usage error, not a traceback.
+MAX_ID = 2**63 - 1
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:

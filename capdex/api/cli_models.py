@@ -60,37 +60,43 @@ def list_models(
     if as_json:
         typer.echo(json.dumps({"models": [dataclasses.asdict(s) for s in statuses]}, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"Models in {settings.models_dir}")
-    table.add_column("name", no_wrap=True)
-    table.add_column("kind")
-    table.add_column("model", overflow="fold")
-    table.add_column("installed")
-    table.add_column("size")
-    table.add_column("path / how to install", overflow="fold")
-    for s in statuses:
-        if s.kind == "http":
-            model, where = s.model or "", s.endpoint or ""
-        else:
-            model = s.hub_id or ""
-            if s.installed:
-                where = s.path or "ships with capdex"
-            elif s.downloadable:
-                where = f"capdex models download {s.name}"
-            else:
-                where = catalog.get(s.name).made_by or s.install or ""
-        if s.installed and s.size_bytes:
-            size = _human_size(s.size_bytes)
-        elif s.download_size:
-            size = f"~{_human_size(s.download_size)} to fetch"
-        else:
-            size = ""
-        table.add_row(s.name, s.kind, model, "yes" if s.installed else "no", size, where)
-    Console().print(table)
-    typer.echo("A model folder from elsewhere: --model-path DIR (CAPDEX_MODEL_PATH); hf-vlm's "
+    _print_statuses(settings, statuses)
+    typer.echo("A model folder from elsewhere: --model-path DIR (CAPDEX_MODEL_PATH); hf-vlm's\n"
                "hub model: CAPDEX_CAPTIONER_MODEL.")
+
+
+def _print_statuses(settings: Settings, statuses: list[catalog.ModelStatus]) -> None:
+    """One entry per model, plain text that wraps at the terminal's width without cutting a
+    name: what it is, whether it can run here, and what it needs when it cannot."""
+    import shutil
+    import textwrap
+
+    from capdex.api.captioner_choices import missing
+
+    width = min(shutil.get_terminal_size((80, 24)).columns, 100)
+    name_width = max((len(s.name) for s in statuses), default=0) + 2
+    indent = " " * (name_width + 2)
+    typer.echo(f"Models in {settings.models_dir}")
+    for s in statuses:
+        need = missing(s.name, settings)
+        if s.kind == "http":
+            state = "needs setup" if need else "ready"
+            detail = f"{s.model or ''} at {s.endpoint or ''}".strip()
+        elif s.installed:
+            state = "installed"
+            size = f", {_human_size(s.size_bytes)}" if s.size_bytes else ""
+            where = s.path or ("a plugin" if s.kind == "plugin" else "ships with capdex")
+            detail = f"{s.hub_id + ': ' if s.hub_id else ''}{where}{size}"
+        else:
+            state = "not installed"
+            fetch = f" (~{_human_size(s.download_size)} to fetch)" if s.download_size else ""
+            detail = f"{s.hub_id or s.description}{fetch}"
+        typer.echo(f"  {s.name:<{name_width}}{state}")
+        for text in (detail, need if state != "installed" else None):
+            if text:
+                typer.echo(textwrap.fill(text, width, initial_indent=indent,
+                                         subsequent_indent=indent, break_long_words=False,
+                                         break_on_hyphens=False))
 
 
 @models_app.command("download")
@@ -107,9 +113,10 @@ def download(
     """Download a model into the data directory's models/ folder."""
     settings = _settings(data_dir)
     if model is not None:
-        if name not in catalog.SPECS or not catalog.get(name).choosable:
+        choosable = [n for n, spec in catalog.specs().items() if spec.choosable]
+        if name not in choosable:
             typer.echo(f"error: --model only applies to models that take a hub id "
-                       f"({', '.join(n for n, s in catalog.SPECS.items() if s.choosable)})",
+                       f"({', '.join(choosable)})",
                        err=True)
             raise typer.Exit(2)
         settings = settings.model_copy(update={"captioner": name, "captioner_model": model,

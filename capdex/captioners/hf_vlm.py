@@ -4,7 +4,7 @@ through the model's own chat template.
 
 The model is `CAPDEX_CAPTIONER_MODEL` (a hub id, downloaded into `models/hf-vlm/org--name`) or a
 folder (`--model-path`). A model that ships its own Python code only loads with
-`CAPDEX_TRUST_REMOTE_CODE=1`.
+`CAPDEX_HF_VLM_TRUST_REMOTE_CODE=1`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from capdex.captioners import catalog, chat_cleanup, vision_llm
-from capdex.captioners.base import CaptionerError
+from pydantic import Field
+
+from capdex.captioners.base import CaptionerError, CaptionerOptions, ModelSpec
 from capdex.captioners.lifecycle import require
-from capdex.captioners.transformers_base import Loaded, TransformersCaptioner
+from capdex.captioners.transformers_base import (
+    HUB_PATTERNS,
+    WEIGHTS,
+    Loaded,
+    TransformersCaptioner,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -25,11 +32,31 @@ if TYPE_CHECKING:
 IMAGE_MAX_SIDE = 768
 
 
+class HfVlmOptions(CaptionerOptions):
+    """CAPDEX_HF_VLM_TRUST_REMOTE_CODE (or the older CAPDEX_TRUST_REMOTE_CODE)."""
+
+    trust_remote_code: bool = Field(default=False, json_schema_extra={"env": [
+        "CAPDEX_TRUST_REMOTE_CODE"]}, description="Let a model run the Python code it ships "
+        "(download and load); only for models you trust.")
+
+
 class HfVlmCaptioner(TransformersCaptioner):
     name: ClassVar[str] = "hf-vlm"
-    extra: ClassVar[str] = "vlm"
+    spec: ClassVar[ModelSpec] = ModelSpec(
+        "transformers",
+        "Any transformers image-text-to-text chat model (LLaVA, Qwen2-VL, SmolVLM...), "
+        "chosen with CAPDEX_CAPTIONER_MODEL (hub id) or --model-path.",
+        extra="vlm",
+        folder="hf-vlm",
+        required=("config.json", WEIGHTS),
+        hub_id="HuggingFaceTB/SmolVLM-256M-Instruct",
+        allow_patterns=HUB_PATTERNS,
+        choosable=True,
+    )
     batch_size: ClassVar[int] = 4
     input_size: ClassVar[int | None] = IMAGE_MAX_SIDE
+    Options = HfVlmOptions
+    options: HfVlmOptions
 
     @property
     def model_label(self) -> str:
@@ -59,9 +86,9 @@ class HfVlmCaptioner(TransformersCaptioner):
         ]
 
     def load(self, loaded: Loaded, folder: Path) -> None:
-        require("jinja2", self.extra)  # chat templates are Jinja; transformers imports it late
+        require("jinja2", self.spec.extra or "vlm")  # chat templates are Jinja; transformers imports it late
         transformers = loaded.transformers
-        trust = self.settings.trust_remote_code
+        trust = self.options.trust_remote_code
         try:
             processor = transformers.AutoProcessor.from_pretrained(
                 folder, local_files_only=True, trust_remote_code=trust
@@ -73,8 +100,8 @@ class HfVlmCaptioner(TransformersCaptioner):
             if "trust_remote_code" in str(exc) and not trust:
                 raise CaptionerError(
                     f"{folder} holds a model that needs its own Python code to load; if you "
-                    f"trust where it came from, set CAPDEX_TRUST_REMOTE_CODE=1 (and download it "
-                    f"again with that set, so its code is fetched too)"
+                    f"trust where it came from, set CAPDEX_HF_VLM_TRUST_REMOTE_CODE=1 (and download "
+                    f"it again with that set, so its code is fetched too)"
                 ) from exc
             raise
         tokenizer = getattr(processor, "tokenizer", None)

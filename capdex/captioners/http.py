@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from capdex import http_json
 from capdex.captioners import catalog, chat_cleanup, vision_llm
-from capdex.captioners.base import Captioner, CaptionerError
+from capdex.captioners.base import Captioner, CaptionerError, ModelSpec
 from capdex.captioners.lifecycle import require
 
 if TYPE_CHECKING:
@@ -105,6 +105,13 @@ class _HttpCaptioner(Captioner):
 
 class OllamaCaptioner(_HttpCaptioner):
     name: ClassVar[str] = "ollama"
+    spec: ClassVar[ModelSpec] = ModelSpec(
+        "http",
+        "Any vision model served by Ollama (/api/chat).",
+        extra="http",
+        default_endpoint="http://127.0.0.1:11434",
+        default_model="llava",
+    )
     path: ClassVar[str] = "/api/chat"
 
     def request_body(self, image: Image.Image, prompt: str | None = None,
@@ -130,6 +137,13 @@ class OllamaCaptioner(_HttpCaptioner):
 
 class OpenAICaptioner(_HttpCaptioner):
     name: ClassVar[str] = "openai"
+    spec: ClassVar[ModelSpec] = ModelSpec(
+        "http",
+        "Any OpenAI-compatible /v1/chat/completions endpoint with image input.",
+        extra="http",
+        default_endpoint="https://api.openai.com/v1",
+        default_model="gpt-4o-mini",
+    )
 
     @property
     def url(self) -> str:
@@ -173,6 +187,13 @@ class AnthropicCaptioner(_HttpCaptioner):
     """Claude: the image as a base64 content block before the instruction, as Anthropic advises."""
 
     name: ClassVar[str] = "anthropic"
+    spec: ClassVar[ModelSpec] = ModelSpec(
+        "http",
+        "Claude through Anthropic's Messages API (/v1/messages); key from ANTHROPIC_API_KEY.",
+        extra="http",
+        default_endpoint="https://api.anthropic.com",
+        default_model="claude-sonnet-4-5",
+    )
     #: The Messages API version the request and answer shapes follow.
     api_version: ClassVar[str] = "2023-06-01"
 

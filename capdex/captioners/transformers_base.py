@@ -9,6 +9,7 @@ choice is part of the caption's version because it can change the words.
 from __future__ import annotations
 
 import functools
+import logging
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,13 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from capdex.settings import Settings
+
+#: Weights in either format transformers reads ("|" separates alternatives).
+WEIGHTS = "*.safetensors|pytorch_model*.bin"
+#: What a transformers model folder holds besides its weights: configs, tokenizer files (BPE
+#: vocab/merges, SentencePiece models) and chat templates.
+HUB_PATTERNS = ("*.json", "*.txt", "*.model", "*.jinja", "*.tiktoken", "*.safetensors")
+GB = 1_000_000_000
 
 
 @functools.cache
@@ -75,7 +83,6 @@ class TransformersCaptioner(Captioner):
     """A captioner whose model folder transformers loads; subclasses say how to load and run it."""
 
     #: The extra that installs what `load` imports: `pip install 'capdex[EXTRA]'`.
-    extra: ClassVar[str] = "transformers"
     default_beams: ClassVar[int] = 1
     default_min_length: ClassVar[int] = 0
 
@@ -131,8 +138,9 @@ class TransformersCaptioner(Captioner):
         """Captions for `images`; runs under torch.inference_mode with the model held."""
 
     def _load(self) -> Loaded:
-        torch = require("torch", self.extra)
-        transformers = require("transformers", self.extra)
+        torch = require("torch", self.spec.extra or "transformers")
+        transformers = require("transformers", self.spec.extra or "transformers")
+        _quiet(transformers)
         folder = catalog.require_installed(self.name, self.settings)
         dtype = torch.bfloat16 if self.dtype == "bf16" else torch.float32
         loaded = Loaded(torch, transformers, dtype)
@@ -155,6 +163,14 @@ class TransformersCaptioner(Captioner):
 
     def close(self) -> None:
         self._model.unload()
+
+
+def _quiet(transformers: ModuleType) -> None:
+    """No "Loading weights" bars or load-time warnings on the console (issue 17): the run has
+    its own progress line, and they are not the user's business; `-v` (INFO) keeps warnings."""
+    transformers.utils.logging.disable_progress_bar()
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        transformers.utils.logging.set_verbosity_error()
 
 
 def strip_prompt(text: str, prompt: str) -> str:

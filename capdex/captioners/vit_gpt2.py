@@ -7,7 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from capdex.captioners.transformers_base import Loaded, TransformersCaptioner
+from capdex.captioners.base import ModelSpec
+from capdex.captioners.transformers_base import (
+    GB,
+    HUB_PATTERNS,
+    WEIGHTS,
+    Loaded,
+    TransformersCaptioner,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -15,6 +22,16 @@ if TYPE_CHECKING:
 
 class VitGpt2Captioner(TransformersCaptioner):
     name: ClassVar[str] = "vit-gpt2"
+    spec: ClassVar[ModelSpec] = ModelSpec(
+        "transformers",
+        "ViT-GPT2 encoder-decoder captioner (Spark NLP's default), through transformers.",
+        extra="transformers",
+        folder="vit-gpt2",
+        required=("config.json", "preprocessor_config.json", "tokenizer_config.json", WEIGHTS),
+        hub_id="nlpconnect/vit-gpt2-image-captioning",
+        allow_patterns=HUB_PATTERNS,
+        download_size=int(0.98 * GB),
+    )
     batch_size: ClassVar[int] = 8
     input_size: ClassVar[int | None] = 224
     default_beams: ClassVar[int] = 4  # as nlpconnect's model card

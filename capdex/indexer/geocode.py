@@ -38,7 +38,7 @@ def data_version() -> str:
 
 def _module() -> Any:
     try:
-        import reverse_geocode  # type: ignore[import-untyped]
+        import reverse_geocode
     except ImportError:
         data_version()  # raises the actionable message
         raise

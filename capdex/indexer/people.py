@@ -35,7 +35,8 @@ def group_new_faces(session: Session, faces: Sequence[Face],
     matrix = np.stack([store.unpack(b) for b in blobs]) if blobs else np.zeros((0, 128), "float32")
     touched: set[int] = set()
     for face in pending:
-        vector = store.unpack(face.descriptor)  # type: ignore[arg-type]
+        assert face.descriptor is not None  # `pending` holds faces with one
+        vector = store.unpack(face.descriptor)
         person_id = None
         if len(ids):
             distances = np.linalg.norm(matrix - vector, axis=1)
@@ -61,7 +62,7 @@ def regroup(session: Session, threshold: float = SAME_PERSON) -> dict[str, int]:
     import numpy as np
 
     try:
-        from sklearn.cluster import DBSCAN  # type: ignore[import-untyped]
+        from sklearn.cluster import DBSCAN
     except ImportError as exc:
         raise RuntimeError(f"regrouping faces needs scikit-learn: {INSTALL}") from exc
     rows = store.movable_faces(session)

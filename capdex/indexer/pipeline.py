@@ -29,6 +29,8 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from capdex.atomic import is_stale_temp_file, remove_stale_temp_files
 from capdex.captioners import Captioner
 from capdex.captioners.ocr import OcrUnavailable
@@ -210,19 +212,27 @@ class Indexer:
         return self.writer.index
 
     def _warm_up(self) -> None:
-        """Load the captioner and the embedder in a background thread while files are read,
-        so the first batch does not wait for them. Any error is left for first use to raise."""
+        """Load the captioner in a background thread while files are read, so the first batch
+        does not wait for it. Any error is left for first use to raise.
+
+        Not the embedder: the writer thread loads it before the first commit (`Flow`), while the
+        model captions the next batch. Loading it (its runtime's imports mostly hold the GIL)
+        beside the captioner's load and first batch delayed the first caption (issue 17).
+        """
         models = [s for s in self.stages if not s.worker]
 
         def warm() -> None:
             try:
                 for stage in models:
                     stage.warm_up()
-                self.embedder.warm_up()
             except Exception as exc:  # noqa: BLE001 - reported properly when the model is used
                 log.debug("warming up the models failed: %s", exc)
 
         threading.Thread(target=warm, name="capdex-warm-up", daemon=True).start()
+
+    def _library_is_empty(self) -> bool:
+        with self.db.read() as session:
+            return session.scalars(select(File.id).limit(1)).first() is None
 
     # -- runs -------------------------------------------------------------------------------------
     def run(self, roots: Iterable[str | Path]) -> IndexSummary:
@@ -320,6 +330,11 @@ class Indexer:
         started = time.monotonic()
         summary = IndexSummary()
         self._check_stages()
+        # A library's first run: whatever the scan finds is new, so the model loads while it
+        # scans (issue 17). Later runs wait for the plan: an unchanged re-run loads no model.
+        warming = self._library_is_empty()
+        if warming:
+            self._warm_up()
         found = scan(scan_roots, exclude=[self.settings.data_dir], within=self._roots,
                      follow_links_out=self.settings.follow_symlinks_out)
         for temp in found.temp_files:  # left in photo folders by a killed sidecar write
@@ -340,7 +355,7 @@ class Indexer:
         if self.retry_failed:
             failed = {}
         plan = plan_changes(found.files, known, failed)
-        if any(row is None for _, row in plan.to_hash):  # new paths: most likely new photos
+        if not warming and any(row is None for _, row in plan.to_hash):  # most likely new photos
             self._warm_up()
         # Problems seen before (same path, size and mtime) are still failing, not news.
         problems = [p for p in found.problems if failed.get(p.path) != (p.size, p.mtime_ns)]

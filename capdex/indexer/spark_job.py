@@ -253,9 +253,12 @@ def code_zip() -> Path:
         files += [(f"{package}/{path.relative_to(root).as_posix()}", path)
                   for path in sorted(root.rglob("*"))
                   if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"]
+    metadata = _builtin_entry_points()
     digest = hashlib.sha256()
     for name, path in files:
         digest.update(name.encode() + b"\0" + path.read_bytes())
+    for name, text in metadata:
+        digest.update(name.encode() + b"\0" + text.encode())
     if not _code_dirs:
         _code_dirs.append(tempfile.TemporaryDirectory(prefix="capdex-spark-code-"))
     target = Path(_code_dirs[0].name) / f"capdex-{digest.hexdigest()[:16]}.zip"
@@ -263,7 +266,24 @@ def code_zip() -> Path:
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
             for name, path in files:
                 archive.write(path, name)
+            for name, text in metadata:
+                archive.writestr(name, text)
     return target
+
+
+def _builtin_entry_points() -> list[tuple[str, str]]:
+    """A dist-info folder declaring capdex's own captioners, for the zip: the registry finds
+    built-ins through entry points, and executors have the zip, not capdex's installed metadata."""
+    from importlib.metadata import entry_points
+
+    from capdex.captioners.registry import ENTRY_POINT_GROUP
+
+    lines = [f"{ep.name} = {ep.value}\n" for ep in entry_points(group=ENTRY_POINT_GROUP)
+             if ep.value.startswith("capdex.")]
+    info = "capdex_shipped_captioners-0.dist-info"
+    return [(f"{info}/METADATA", "Metadata-Version: 2.1\nName: capdex-shipped-captioners\n"
+                                 "Version: 0\n"),
+            (f"{info}/entry_points.txt", f"[{ENTRY_POINT_GROUP}]\n" + "".join(lines))]
 
 
 def spark_conf(settings: Settings, master: str, extra: Iterable[str] = ()) -> dict[str, str]:

@@ -30,8 +30,8 @@ def background_captions() -> list[str]:
 
 
 class Background:
-    """Each query's mean cosine with the typical captions, embedded on first use and kept for
-    the process (per embedder)."""
+    """Each query's mean cosine with the typical captions, embedded once per model (kept on disk
+    by the embedder) and held for the process."""
 
     _matrices: ClassVar[dict[str, np.ndarray]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
@@ -43,7 +43,7 @@ class Background:
         with self._lock:
             matrix = self._matrices.get(self.embedder.name)
             if matrix is None:
-                matrix = self._matrices[self.embedder.name] = self.embedder.embed(
+                matrix = self._matrices[self.embedder.name] = self.embedder.embed_kept(
                     background_captions())
         # never at or above 1, so the scale below stays finite
         return min(float(np.mean(matrix @ query_vector)), 0.99)

@@ -284,7 +284,7 @@ class SearchEngine:
         page = ranked[request.offset : request.offset + request.k]
         return SearchResults(request.q, len(ranked), self._hits(page, request), mode, notes)
 
-    def _closest(self, request: SearchRequest, mode: str, allowed_select,  # type: ignore[no-untyped-def]
+    def _closest(self, request: SearchRequest, mode: str, allowed_select: Select | None,
                  candidates: dict[int, _Candidate]) -> list[_Candidate]:
         """The few photos scoring best under the cut-off (the weak fallback): at most
         WEAK_MAX and `k`, only those with some score."""

@@ -22,7 +22,9 @@ from capdex.store import words
 from capdex.store.models import HUMAN, MACHINE, Face, FaceScan, File, Person, utcnow
 
 KIND = "people"
-_COUNTS = {1: "a person", 2: "two people", 3: "three people"}
+#: Words for how many faces a photo shows; "people" too for one, so a search for people finds
+#: every photo with someone in it (keyword words: "people" does not stem to "person").
+_COUNTS = {1: "a person, people", 2: "two people", 3: "three people"}
 #: Boxes overlapping this much (intersection over union) are one face seen by two versions.
 SAME_PLACE = 0.5
 

@@ -97,6 +97,12 @@ def counts(db: Database, embedder: str) -> Counts:
     return Counts(photos=photos, files=files, vectors=vectors, captions=captions, errors=errors)
 
 
+def file_count(db: Database) -> int:
+    """How many files the index holds (0: nothing indexed yet)."""
+    with db.read() as session:
+        return session.scalar(select(func.count(File.id))) or 0
+
+
 def captions_by_source(db: Database) -> dict[str, int]:
     """Captions of photos that still have a file, by what wrote them: each machine captioner by
     name, and "human" for people's own (and XMP sidecars')."""

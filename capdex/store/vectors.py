@@ -31,7 +31,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from capdex.atomic import atomic_write_bytes, atomic_write_with
 from capdex.store import ivfpq
@@ -46,6 +46,8 @@ __all__ = ["RepairReport", "VectorIndex", "VectorRows", "db_source", "index_is_c
            "open_index", "read_meta"]
 #: How long a save waits for another process's save before giving up.
 SAVE_LOCK_TIMEOUT = 300.0
+#: How long a reader whose file fails its checksum waits for a save under way to finish.
+RECHECK_LOCK_TIMEOUT = 10.0
 
 
 def _faiss() -> ModuleType:
@@ -301,6 +303,8 @@ class VectorIndex:
                     return False
                 stamp = self._stamp()
                 if not _checksum_matches(self.path, meta):
+                    meta, stamp = self._recheck()
+                if meta is None:
                     log.warning("vector index %s is damaged (its checksum differs from the one "
                                 "saved with it); it will be rebuilt from the database", self.path)
                     return False
@@ -326,6 +330,21 @@ class VectorIndex:
             # the file checked: one replaced since is seen as changed on disk, and read again
             self._loaded_stamp = stamp
             return True
+
+    def _recheck(self) -> tuple[dict | None, tuple[int, int, int] | None]:
+        """The metadata and stamp of a file that matches its checksum once no save is under
+        way (a save renames the file into place, then writes its metadata); (None, None) if it
+        still does not: the file is damaged."""
+        try:
+            with FileLock(str(self.lock_path), timeout=RECHECK_LOCK_TIMEOUT):
+                meta = json.loads(self.meta_path.read_text())
+                stamp = self._stamp()
+                if meta.get("embedder") == self.embedder and meta.get("dim") == self.dim \
+                        and _checksum_matches(self.path, meta):
+                    return meta, stamp
+        except Timeout:
+            pass
+        return None, None
 
     def _read_file(self) -> Any:
         faiss = _faiss()

@@ -27,7 +27,7 @@ def serving(app: FastAPI) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True, name="test-uvicorn")
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a start-up, not a timing: generous on a busy machine
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")

@@ -201,7 +201,7 @@ def _serve(settings: Settings) -> Iterator[str]:
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a start-up, not a timing
     while not instance.started:
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.05)

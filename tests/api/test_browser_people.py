@@ -27,7 +27,7 @@ def browser() -> Iterator[Any]:
         yield instance
 
 
-def test_people_are_named_merged_and_shown_on_photos(browser: Any, settings: Settings,  # type: ignore[no-untyped-def]
+def test_people_are_named_merged_and_shown_on_photos(browser: Any, settings: Settings,
                                                     tmp_path: Path, embedder, colour_captioner) -> None:
     needs_faces()
     library = copy_labelled(tmp_path / "photos")

@@ -30,7 +30,7 @@ def browser() -> Iterator[Any]:
 
 
 def test_similar_photos_show_scores_and_the_copy_first(browser: Any, tmp_path: Path,
-                                                        embedder) -> None:  # type: ignore[no-untyped-def]
+                                                        embedder) -> None:
     photos = tmp_path / "photos"
     written = write_samples(photos)
     keep = {"chelsea-the-cat.png", "coffee-cup.png", "astronaut-eileen-collins.png",

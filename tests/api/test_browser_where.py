@@ -28,7 +28,7 @@ def browser() -> Iterator[Any]:
 
 
 def test_weak_matches_show_under_their_heading_and_places_in_the_viewer(
-        browser: Any, settings: Settings, tmp_path: Path, embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+        browser: Any, settings: Settings, tmp_path: Path, embedder, colour_captioner) -> None:
     Indexer(settings, Database(settings.db_url), embedder=embedder, ocr=False).run(
         [write_where_when_photos(tmp_path / "photos")])
     with serving(create_app(settings)) as url, page_of(browser, url) as page:

@@ -280,3 +280,37 @@ def test_an_unchanged_re_index_imports_no_model_and_no_vector_index(indexed: Pat
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["unchanged"] == 6 and summary["new"] == summary["reembedded"] == 0
     assert json.loads(done.stderr.strip().splitlines()[-1]) == []
+
+
+def test_a_search_process_imports_no_torch(indexed: Path, tmp_path: Path) -> None:
+    """`capdex search` in a fresh process answers through ONNX Runtime: torch, transformers and
+    sentence-transformers (~6 s and 1 GB of start-up) stay unimported."""
+    import subprocess
+    import sys
+
+    from tests.plugins import subprocess_env
+
+    torch_stack = ("torch", "transformers", "sentence_transformers", "timm")
+    report = ("import sys, json, runpy\n"
+              "sys.argv = ['capdex', *sys.argv[1:]]\n"
+              "try:\n    runpy.run_module('capdex.api.cli', run_name='__main__')\n"
+              "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+              f"print(json.dumps([m for m in {torch_stack!r} if m in sys.modules]), "
+              "file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", report, "search", "a plain red picture",
+                           "--data-dir", str(indexed), "--json"],
+                          env=subprocess_env(tmp_path / "site"), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    hits = json.loads(done.stdout)["results"]
+    assert hits and hits[0]["caption"] == "a plain red picture"
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize("args", [
+    ["similar", str(2**64)], ["caption-set", str(2**64), "text"], ["ask", "q" * 60_000],
+    ["ask", "what?", "--photo", str(2**64)],
+])
+def test_out_of_range_ids_and_overlong_questions_exit_2(indexed: Path, args: list[str]) -> None:
+    code, _, err = capdex(*args, "--data-dir", str(indexed))
+    assert code == 2 and "Traceback" not in err and len(err) < 2000, err

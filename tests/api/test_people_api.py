@@ -27,7 +27,7 @@ def _faces_installed() -> None:
 
 
 @pytest.fixture
-def indexed(tmp_path: Path, db_settings: Settings, embedder, colour_captioner) -> Settings:  # type: ignore[no-untyped-def]
+def indexed(tmp_path: Path, db_settings: Settings, embedder, colour_captioner) -> Settings:
     library = copy_all(tmp_path / "photos")
     summary = Indexer(db_settings, Database(db_settings.db_url), embedder=embedder, ocr=False,
                       faces=True).run([library])
@@ -82,6 +82,17 @@ def test_a_new_user_names_each_group_and_finds_them_by_name(indexed: Settings) -
         photos = httpx.get(f"{url}/api/people/{named['obama']}/photos").json()
         assert photos["person"]["name"] == "Barack Obama" and len(photos["results"]) == 5
         assert {"id", "path", "caption"} <= set(photos["results"][0])
+        # a name plus words: that person's photos matching the words come first
+        for key in ("unlabelled/obama1.jpg", "obama/obama2.jpg"):
+            caption = httpx.get(f"{url}/api/photos/{ids[key]}").json()["caption"]
+            colour = caption.split()[2]  # "a plain <colour> picture"
+            found = httpx.get(f"{url}/api/search", params={"q": f"obama {colour}"}).json()
+            first = found["results"][0]
+            assert "obama" in first["path"] and colour in first["caption"], (key, found)
+        # "people" finds photos of one person too, not only groups
+        everyone = httpx.get(f"{url}/api/search", params={"q": "people", "k": 50,
+                                                           "mode": "keyword"}).json()
+        assert ids["unlabelled/obama1.jpg"] in {r["id"] for r in everyone["results"]}
         group = httpx.get(f"{url}/api/search", params={"q": "two people", "k": 5}).json()
         assert "unlabelled/kit_with_rose.jpg" in {"/".join(Path(r["path"]).parts[-2:])
                                                   for r in group["results"]}

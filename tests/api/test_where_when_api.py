@@ -21,7 +21,7 @@ from tests.search.test_where_when import write_where_when_photos
 
 
 @pytest.fixture
-def indexed(tmp_path: Path, settings: Settings, embedder, colour_captioner) -> Settings:  # type: ignore[no-untyped-def]
+def indexed(tmp_path: Path, settings: Settings, embedder, colour_captioner) -> Settings:
     Indexer(settings, Database(settings.db_url), embedder=embedder, ocr=False).run(
         [write_where_when_photos(tmp_path / "photos")])
     return settings
@@ -33,13 +33,13 @@ def server(indexed: Settings) -> Iterator[str]:
         yield url
 
 
-def search(server: str, **params: object) -> dict:  # type: ignore[type-arg]
-    response = httpx.get(f"{server}/api/search", params=params)  # type: ignore[arg-type]
+def search(server: str, **params: object) -> dict:
+    response = httpx.get(f"{server}/api/search", params=params)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def names(data: dict) -> list[str]:  # type: ignore[type-arg]
+def names(data: dict) -> list[str]:
     return [Path(r["path"]).stem for r in data["results"] if not r["weak"]]
 
 

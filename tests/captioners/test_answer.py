@@ -54,8 +54,8 @@ def test_http_captioners_send_the_question_with_the_photo(
 
 
 def test_moondream_answers_through_llama_cpp(tmp_path: Path, moondream_dir: Path) -> None:
-    settings = make_settings(tmp_path, "moondream2", model_path=moondream_dir, llm_context=512,
-                             ask_max_tokens=16, llm_threads=1)
+    settings = make_settings(tmp_path, "moondream2", model_path=moondream_dir, ask_max_tokens=16,
+                             captioner_options={"moondream2": {"context": 512, "threads": 1}})
     captioner = answerer("moondream2", settings)
     image = Image.new("RGB", (64, 48), (200, 20, 20))
     answer = captioner.answer(image, QUESTION)

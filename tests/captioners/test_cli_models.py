@@ -117,3 +117,24 @@ def test_a_bad_hub_id_is_an_error_not_a_traceback(
     monkeypatch.setenv("CAPDEX_CAPTIONER_MODEL", "not a hub id")
     result = runner.invoke(models_app, ["list", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1 and "neither an existing folder nor a hub id" in result.output
+
+
+def test_list_reads_at_80_columns_and_says_what_http_models_need(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Names whole, lines within 80 columns, and an HTTP model with no key or server is not
+    'installed': it says what to set (issue 19)."""
+    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "CAPDEX_CAPTIONER_ENDPOINT"):
+        monkeypatch.delenv(key, raising=False)
+    result = runner.invoke(models_app, ["list", "--data-dir", str(tmp_path)],
+                           env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), result.stdout
+    entries = {line.split()[0]: line.split(None, 1)[1] for line in lines
+               if line.startswith("  ") and not line.startswith("   ")}
+    assert entries["tagger"] == "installed"
+    assert entries["openai"] == entries["anthropic"] == entries["ollama"] == "needs setup"
+    assert entries["blip-base"] == "not installed"
+    assert "set ANTHROPIC_API_KEY" in result.stdout
+    assert "capdex models download blip-large" in result.stdout.replace("\n", " ")

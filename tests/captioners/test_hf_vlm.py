@@ -237,9 +237,10 @@ def remote_code_dir(tmp_path: Path, llava_dir: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_remote_code_needs_the_opt_in(tmp_path: Path, remote_code_dir: Path) -> None:
-    with pytest.raises(CaptionerError, match="CAPDEX_TRUST_REMOTE_CODE=1"):
+    with pytest.raises(CaptionerError, match="CAPDEX_HF_VLM_TRUST_REMOTE_CODE=1"):
         create("hf-vlm", _settings(tmp_path, remote_code_dir)).caption(_photos()[0])
-    trusted = create("hf-vlm", _settings(tmp_path, remote_code_dir, trust_remote_code=True))
+    trusted = create("hf-vlm", _settings(tmp_path, remote_code_dir,
+                                          captioner_options={"hf-vlm": {"trust_remote_code": True}}))
     assert trusted.caption(_photos()[0])
     with trusted._model.use() as loaded:
         assert getattr(type(loaded.model), "ran_remote_code", False)

@@ -18,16 +18,17 @@ from capdex.captioners.lifecycle import active_large_model
 from tests.captioners.conftest import make_settings
 
 
-def _settings(tmp_path: Path, folder: Path, **values: object):
+def _settings(tmp_path: Path, folder: Path, threads: int | None = None, **values: object):
     return make_settings(
-        tmp_path, "moondream2", model_path=folder, llm_max_tokens=8, llm_context=512, **values
+        tmp_path, "moondream2", model_path=folder, llm_max_tokens=8,
+        captioner_options={"moondream2": {"context": 512, "threads": threads}}, **values
     )
 
 
 def test_moondream_captions_through_the_real_chat_handler(
     tmp_path: Path, moondream_dir: Path
 ) -> None:
-    captioner = create("moondream2", _settings(tmp_path, moondream_dir, llm_threads=1))
+    captioner = create("moondream2", _settings(tmp_path, moondream_dir, threads=1))
     images = [Image.new("RGB", (64, 48), (200, 20, 20)), Image.new("RGB", (30, 90), (0, 0, 255))]
     captions = captioner.caption_batch(images)
     assert len(captions) == 2 and all(isinstance(c, str) for c in captions)

@@ -21,7 +21,8 @@ from capdex.captioners.tagger import TaggerCaptioner, build_model, map_by_order
 
 
 def make_settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, tagger_min_confidence=0.15, tagger_max_labels=3)
+    return Settings(data_dir=data_dir,
+                    captioner_options={"tagger": {"min_confidence": 0.15, "max_labels": 3}})
 
 
 # --- weight mapping (no model) ---------------------------------------------------------------
@@ -212,8 +213,8 @@ def test_folded_batch_norms_give_the_same_captions(
         expected, got = plain(batch), folded(batch)
     assert torch.allclose(got, expected, atol=1e-3), (got - expected).abs().max()
     assert captioner.caption_batch(images) == [
-        tagger.compose_caption(row, min_confidence=captioner.settings.tagger_min_confidence,
-                               max_labels=captioner.settings.tagger_max_labels)
+        tagger.compose_caption(row, min_confidence=captioner.options.min_confidence,
+                               max_labels=captioner.options.max_labels)
         for row in expected.softmax(dim=-1).tolist()
     ]
 
@@ -231,6 +232,28 @@ def test_fold_batch_norms_leaves_other_layers_alone() -> None:
         assert tagger.fold_batch_norms(model) == 1
         assert torch.allclose(model[:4](x), expected, atol=1e-5)
     assert isinstance(model[1], torch.nn.Identity) and isinstance(model[2], torch.nn.ReLU)
+
+
+def test_tagger_options_come_from_its_own_env_vars_older_names_and_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from capdex.captioners import CaptionerError, create
+
+    monkeypatch.setenv("CAPDEX_TAGGER_MAX_LABELS", "5")
+    monkeypatch.setenv("CAPDEX_TORCH_THREADS", "2")  # the older name of CAPDEX_TAGGER_THREADS
+    captioner = create("tagger", Settings(data_dir=tmp_path))
+    assert (captioner.options.max_labels, captioner.options.threads) == (5, 2)
+    assert captioner.options.min_confidence == 0.15
+    monkeypatch.setenv("CAPDEX_TAGGER_THREADS", "1")  # the new name wins over the older one
+    assert create("tagger", Settings(data_dir=tmp_path)).options.threads == 1
+    chosen = Settings(data_dir=tmp_path, captioner_options={"tagger": {"max_labels": 2}})
+    assert create("tagger", chosen).options.max_labels == 2  # explicit settings win
+    monkeypatch.setenv("CAPDEX_TAGGER_MAX_LABELS", "eleven")
+    with pytest.raises(CaptionerError, match="bad tagger option: max_labels"):
+        create("tagger", Settings(data_dir=tmp_path))
+    with pytest.raises(CaptionerError, match="no_such_option"):
+        create("tagger", Settings(data_dir=tmp_path, captioner_options={
+            "tagger": {"max_labels": 2, "no_such_option": 1}}))
 
 
 @pytest.mark.slow

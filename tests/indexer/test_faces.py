@@ -61,7 +61,7 @@ def purity_and_completeness(groups: dict[int, list[str]]) -> tuple[float, float]
 
 
 def test_faces_are_found_and_grouped_one_person_per_folder(
-        library, db_settings, db, embedder: Embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+        library, db_settings, db, embedder: Embedder, colour_captioner) -> None:
     summary = Indexer(db_settings, db, embedder=embedder, ocr=False, faces=True).run([library])
 
     assert summary.faces_scanned == 9 and summary.faces_found == 9
@@ -81,7 +81,7 @@ def test_faces_are_found_and_grouped_one_person_per_folder(
 
 
 def test_a_new_engine_version_finds_faces_again_without_captioning_and_keeps_human_work(
-        library, db_settings, db, embedder: Embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+        library, db_settings, db, embedder: Embedder, colour_captioner) -> None:
     Indexer(db_settings, db, embedder=embedder, ocr=False, faces=True).run([library])
     groups = folder_of_faces(db)
     obama = next(p for p, folders in groups.items() if folders[0] == "obama")
@@ -117,7 +117,7 @@ def test_a_new_engine_version_finds_faces_again_without_captioning_and_keeps_hum
 
 
 def test_regrouping_keeps_groups_and_named_people_pull_new_faces(
-        library, db_settings, db, embedder: Embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+        library, db_settings, db, embedder: Embedder, colour_captioner) -> None:
     Indexer(db_settings, db, embedder=embedder, ocr=False, faces=True).run([library])
     before = folder_of_faces(db)
     with db.session() as session:
@@ -141,7 +141,7 @@ def test_regrouping_keeps_groups_and_named_people_pull_new_faces(
 
 
 def test_faces_found_on_spark_executors_are_imported_and_grouped(
-        tmp_path: Path, settings: Settings, embedder: Embedder) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, settings: Settings, embedder: Embedder) -> None:
     """A Spark executor with CAPDEX_FACES=true ships the stage's results in its Parquet `stages`
     column; `capdex import` writes them with the same `write` (no model loaded here)."""
     import json
@@ -178,7 +178,7 @@ def test_faces_found_on_spark_executors_are_imported_and_grouped(
 
 def test_a_library_without_faces_a_crowd_and_a_tiny_image_are_all_accounted_for(
         tmp_path: Path, colour_folder: Path, settings: Settings, embedder: Embedder,
-        colour_captioner) -> None:  # type: ignore[no-untyped-def]
+        colour_captioner) -> None:
     """No faces: nothing stored, no error; 50 faces in one photo: every one stored with a
     person; a 16-pixel image: looked at, no crash."""
     from PIL import Image, ImageOps
@@ -213,7 +213,7 @@ def test_a_library_without_faces_a_crowd_and_a_tiny_image_are_all_accounted_for(
 
 def test_faces_on_without_the_extra_stop_before_changing_anything(
         library: Path, settings: Settings, embedder: Embedder, colour_captioner,
-        monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from capdex.captioners import faces as engine_module
     from capdex.indexer.pipeline import IndexerError
 

@@ -314,7 +314,7 @@ def ten_photos(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def full_disk_indexer(data_dir: Path, embedder):  # type: ignore[no-untyped-def]
+def full_disk_indexer(data_dir: Path, embedder):
     registry.register(DiskFillingCaptioner)
     DiskFillingCaptioner.calls, DiskFillingCaptioner.fail_at = 0, None
     settings = Settings(data_dir=data_dir, captioner="test-disk-full", ocr=False)
@@ -322,7 +322,7 @@ def full_disk_indexer(data_dir: Path, embedder):  # type: ignore[no-untyped-def]
     return lambda: Indexer(settings, db, embedder=embedder)
 
 
-def test_a_full_disk_under_the_model_stops_the_run_and_blames_no_photo(ten_photos: Path, full_disk_indexer) -> None:  # type: ignore[no-untyped-def]
+def test_a_full_disk_under_the_model_stops_the_run_and_blames_no_photo(ten_photos: Path, full_disk_indexer) -> None:
     from capdex.disk_full import DiskFull
 
     DiskFillingCaptioner.fail_at = 2  # the first batch (of 4) is captioned, then the disk fills
@@ -337,7 +337,7 @@ def test_a_full_disk_under_the_model_stops_the_run_and_blames_no_photo(ten_photo
     assert len(captions_by_path(run.db)) == 10 and errors_by_path(run.db) == {}
 
 
-def test_a_full_database_disk_stops_the_run_and_the_next_run_finishes(ten_photos: Path, full_disk_indexer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_full_database_disk_stops_the_run_and_the_next_run_finishes(ten_photos: Path, full_disk_indexer, monkeypatch) -> None:
     import sqlite3
 
     from sqlalchemy.exc import OperationalError
@@ -347,7 +347,7 @@ def test_a_full_database_disk_stops_the_run_and_the_next_run_finishes(ten_photos
 
     real, calls = photos.create_photos, [0]
 
-    def create_on_a_full_disk(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def create_on_a_full_disk(*args, **kwargs):
         calls[0] += 1
         if calls[0] >= 2:
             raise OperationalError("INSERT INTO photos ...", {},
@@ -365,7 +365,7 @@ def test_a_full_database_disk_stops_the_run_and_the_next_run_finishes(ten_photos
     assert len(captions_by_path(run.db)) == 10
 
 
-def test_capdex_index_on_a_full_disk_says_so_in_one_message(ten_photos: Path, full_disk_indexer, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_capdex_index_on_a_full_disk_says_so_in_one_message(ten_photos: Path, full_disk_indexer, data_dir: Path) -> None:
     DiskFillingCaptioner.fail_at = 1
     result = CliRunner().invoke(cli, ["index", str(ten_photos), "--data-dir", str(data_dir),
                                       "--captioner", "test-disk-full", "--no-ocr"])

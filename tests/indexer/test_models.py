@@ -52,7 +52,7 @@ def db(settings: Settings) -> Database:
 def index_file(settings: Settings) -> tuple[dict, faiss.Index]:
     """The index file's metadata (what says which vectors it holds left out) and the index."""
     meta = read_meta(settings.index_path) or {}
-    return ({k: v for k, v in meta.items() if k not in ("max_id", "size")},
+    return ({k: v for k, v in meta.items() if k not in ("max_id", "size", "sha256")},
             faiss.read_index(str(settings.index_path)))
 
 

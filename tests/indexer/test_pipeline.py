@@ -15,7 +15,7 @@ from capdex.indexer.pipeline import Indexer, IndexerError
 from capdex.search.engine import SearchEngine
 from capdex.store.db import Database
 from capdex.store.models import Caption, IndexingError, Photo
-from capdex.store.vectors import read_meta
+from capdex.store.vectors import file_checksum, read_meta
 from tests.conftest import ColourCaptioner, write_colour_photo
 
 
@@ -210,7 +210,8 @@ def test_index_file_records_its_embedder(run, colour_folder, settings, embedder)
     meta = read_meta(settings.index_path)
     assert meta is not None and meta["max_id"] is not None
     assert meta == {"embedder": embedder.name, "dim": 384, "count": 6, "max_id": meta["max_id"],
-                    "size": settings.index_path.stat().st_size}
+                    "size": settings.index_path.stat().st_size,
+                    "sha256": file_checksum(settings.index_path)}
 
 
 def test_a_captioner_that_cannot_run_stops_the_run_without_recording_photos_as_broken(run, colour_folder, db, monkeypatch):

@@ -45,7 +45,7 @@ def _by_name(db: Database) -> dict[str, int]:
         return {Path(p).name: i for p, i in session.execute(select(File.path, File.photo_id))}
 
 
-def test_places_and_time_words_are_stored_and_searchable(geo_folder, db_settings, embedder: Embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+def test_places_and_time_words_are_stored_and_searchable(geo_folder, db_settings, embedder: Embedder, colour_captioner) -> None:
     db = Database(db_settings.db_url)
     summary = Indexer(db_settings, db, embedder=embedder, ocr=False).run([geo_folder])
     assert summary.places_read == 4 and summary.places_found == 2 and summary.failed == 0
@@ -73,7 +73,7 @@ def test_places_and_time_words_are_stored_and_searchable(geo_folder, db_settings
     assert not Indexer(db_settings, db, embedder=embedder, ocr=False).run([geo_folder]).did_something
 
 
-def test_a_new_data_set_redoes_places_only(geo_folder, settings, embedder: Embedder, colour_captioner, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_data_set_redoes_places_only(geo_folder, settings, embedder: Embedder, colour_captioner, monkeypatch) -> None:
     db = Database(settings.db_url)
     Indexer(settings, db, embedder=embedder, ocr=False).run([geo_folder])
     captioned = colour_captioner.captioned()
@@ -85,7 +85,7 @@ def test_a_new_data_set_redoes_places_only(geo_folder, settings, embedder: Embed
         assert places.stale_photos(session, "1+reverse-geocode 99") == []
 
 
-def test_no_place_stage_when_turned_off(geo_folder, settings, embedder: Embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+def test_no_place_stage_when_turned_off(geo_folder, settings, embedder: Embedder, colour_captioner) -> None:
     db = Database(settings.db_url)
     summary = Indexer(settings, db, embedder=embedder, ocr=False, place=False).run([geo_folder])
     assert summary.places_read == 0

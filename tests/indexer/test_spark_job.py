@@ -202,6 +202,26 @@ def test_a_file_an_executor_cannot_find_is_an_error_row_naming_shared_storage(
     assert "storage every executor reads" in rows[0]["error"]
 
 
+def test_an_executor_batch_captions_measures_and_embeds_a_readable_photo(
+    tmp_path: Path, embedder: Embedder, colour_captioner: type
+) -> None:
+    """What each executor runs (`process_batch`), without Spark: one row per file, with the
+    caption, the size and the caption's vector."""
+    from capdex.indexer.spark_job import process_batch
+    from capdex.indexer.stages import CaptionStage
+    from tests.conftest import write_colour_photo
+
+    settings = Settings(data_dir=tmp_path / "data")
+    photo = write_colour_photo(tmp_path / "red.jpg", "red", size=(64, 48))
+    record = {"path": str(photo), "size": photo.stat().st_size,
+              "mtime_ns": photo.stat().st_mtime_ns}
+    rows = process_batch([record], settings, [CaptionStage(settings, colour_captioner(settings))],
+                         embedder)
+    assert rows[0]["error"] is None
+    assert (rows[0]["caption"], rows[0]["width"], rows[0]["height"]) == ("a plain red picture", 64, 48)
+    assert len(rows[0]["vector"]) == embedder.dim
+
+
 def test_a_failed_job_says_why_in_one_line() -> None:
     from capdex.indexer.spark_job import job_failure
 
@@ -235,3 +255,18 @@ def test_an_unreachable_master_is_refused_at_once(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["spark-index", str(tmp_path), "--output", str(tmp_path / "o"),
                                       "--master", f"spark://127.0.0.1:{port}"])
     assert result.exit_code == 2 and "cannot reach the Spark master" in result.output
+
+
+def test_the_code_zip_declares_the_builtin_captioners() -> None:
+    """Executors import capdex from the zip, without its installed metadata: the zip's own
+    dist-info lets the registry find the built-in captioners' entry points there."""
+    from importlib.metadata import distributions
+
+    from capdex.indexer.spark_job import code_zip
+    from tests.captioners.conftest import BUILTIN_MODELS
+
+    (shipped,) = distributions(path=[str(code_zip())])
+    declared = {ep.name: ep.value for ep in shipped.entry_points
+                if ep.group == "capdex.captioners"}
+    assert BUILTIN_MODELS <= set(declared)
+    assert declared["tagger"] == "capdex.captioners.tagger:TaggerCaptioner"

@@ -64,6 +64,33 @@ def inserts(monkeypatch: pytest.MonkeyPatch):
     event.remove(Vector, "after_insert", Vector._capdex_test_listener)
 
 
+def ocr_in_time(monkeypatch: pytest.MonkeyPatch, captioner: type[ColourCaptioner]) -> None:
+    """Captioning waits until OCR has read the photos it captions, so OCR is never late for
+    their commit: a busy machine (OCR runs in its own worker, and a photo never waits for it)
+    would otherwise commit a caption first and embed the photo again when its text arrives."""
+    from capdex.indexer.stages.ocr import OcrStage
+
+    done = threading.Condition()
+    counts = {"read": 0, "captioned": 0}
+    real_run, real_caption = OcrStage.run, captioner.caption_batch
+
+    def run(self, inputs):
+        results = real_run(self, inputs)
+        with done:
+            counts["read"] += len(inputs)
+            done.notify_all()
+        return results
+
+    def caption_batch(self, images):
+        with done:
+            counts["captioned"] += len(images)
+            assert done.wait_for(lambda: counts["read"] >= counts["captioned"], timeout=300)
+        return real_caption(self, images)
+
+    monkeypatch.setattr(OcrStage, "run", run)
+    monkeypatch.setattr(captioner, "caption_batch", caption_batch)
+
+
 @pytest.mark.slow
 def test_each_photo_is_decoded_once_and_embedded_once_with_ocr_on(
         tmp_path, settings, db, embedder: Embedder, colour_captioner, monkeypatch, inserts) -> None:
@@ -78,6 +105,7 @@ def test_each_photo_is_decoded_once_and_embedded_once_with_ocr_on(
     real_embed = embedder.embed
     monkeypatch.setattr(embedder, "embed", lambda texts: (embedded.extend(texts),
                                                           real_embed(texts))[1])
+    ocr_in_time(monkeypatch, colour_captioner)
 
     summary = Indexer(settings, db, embedder=embedder).run([photos])
 
@@ -224,6 +252,7 @@ class SlowTextOcr(OcrEngine):
     """Every photo shows text; the run is asked to stop after `stop_after` reads."""
 
     name = "rapidocr"
+    gate_side = None  # no gate: every photo is read
 
     def __init__(self, stop: threading.Event, stop_after: int) -> None:
         super().__init__()

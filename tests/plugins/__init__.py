@@ -22,7 +22,9 @@ def install_entry_point(site: Path) -> Path:
 
 def subprocess_env(site: Path, **extra: str) -> dict[str, str]:
     """Environment for `python -m capdex.api.cli ...` with this worktree and the plugin importable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAPDEX_")}
+    # The session's one ONNX export of the embedder is shared (see tests/conftest.py).
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CAPDEX_") or k == "CAPDEX_EMBEDDER_ONNX_DIR"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(install_entry_point(site))])
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
     env.update(extra)

@@ -46,6 +46,9 @@ class CountingEmbedder:
         self.texts.extend(texts)
         return self.real.embed(texts)
 
+    def embed_kept(self, texts):
+        return self.real.embed_kept(texts)
+
 
 @pytest.fixture
 def library(make_engine):

@@ -36,7 +36,7 @@ def index_where_when(root: Path, settings: Settings, embedder: Embedder) -> Data
     for n, (name, fact) in enumerate(photos.items()):
         taken = datetime.fromisoformat(fact["taken"]) if fact["taken"] else None
         where = tuple(fact["where"]) if fact["where"] else None
-        write_geo_photo(root / name, colours[n % len(colours)], where, taken, seed=n)  # type: ignore[arg-type]
+        write_geo_photo(root / name, colours[n % len(colours)], where, taken, seed=n)
     db = Database(settings.db_url)
     Indexer(settings, db, embedder=embedder, ocr=False).run([root])
     from sqlalchemy import select
@@ -57,7 +57,7 @@ def _suffix(stem: str) -> str:
 
 @pytest.mark.slow
 def test_reading_where_and_when_is_never_worse_and_eval_reports_it(
-        tmp_path: Path, db_settings: Settings, embedder: Embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, db_settings: Settings, embedder: Embedder, colour_captioner) -> None:
     db = index_where_when(tmp_path / "photos", db_settings, embedder)
     engine = SearchEngine(db_settings, db, embedder)
     queries = load_queries(WHERE_WHEN_QUERIES)
@@ -77,7 +77,7 @@ def test_reading_where_and_when_is_never_worse_and_eval_reports_it(
 
 @pytest.mark.slow
 def test_capdex_eval_reports_the_where_when_set(tmp_path: Path, settings: Settings,
-                                                embedder: Embedder, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+                                                embedder: Embedder, colour_captioner) -> None:
     index_where_when(tmp_path / "photos", settings, embedder)
     runner = CliRunner()
     result = runner.invoke(app, ["eval", str(WHERE_WHEN_QUERIES), "--data-dir",

@@ -22,6 +22,7 @@ from capdex.store import looks
 from capdex.store.db import Database
 from capdex.store.models import Caption, File, PhotoLooks
 from tests.api.test_app import _serve
+from tests.consistency import assert_looks_consistent
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +39,7 @@ def reencoded_copy(source: Path, dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory, embedder) -> tuple[Settings, Database]:  # type: ignore[no-untyped-def]
+def library(tmp_path_factory: pytest.TempPathFactory, embedder) -> tuple[Settings, Database]:
     root = tmp_path_factory.mktemp("similar")
     photos = root / "photos"
     written = write_samples(photos)
@@ -62,7 +63,7 @@ def test_every_tagged_photo_has_looks_in_the_index(library: tuple[Settings, Data
 
 
 def test_a_reencoded_copy_is_the_first_neighbour(library: tuple[Settings, Database],
-                                                 embedder) -> None:  # type: ignore[no-untyped-def]
+                                                 embedder) -> None:
     settings, db = library
     ids = ids_by_name(db)
     engine = SearchEngine(settings, db, embedder)
@@ -71,14 +72,14 @@ def test_a_reencoded_copy_is_the_first_neighbour(library: tuple[Settings, Databa
         assert found.by == "looks"
         first, rest = found.results[0], found.results[1:]
         assert first.id == ids[twin], [(h.path, h.score) for h in found.results]
-        assert first.match["looks"]["near_duplicate"] and first.score > 0.85  # type: ignore[index]
+        assert first.match["looks"]["near_duplicate"] and first.score > 0.85
         assert rest and all(h.score < first.score - 0.4 for h in rest)  # clearly lower
-        assert not any(h.match["looks"]["near_duplicate"] for h in rest)  # type: ignore[index]
-        assert all("caption" in h.match for h in found.results)  # type: ignore[operator]
+        assert not any(h.match["looks"]["near_duplicate"] for h in rest)
+        assert all("caption" in h.match for h in found.results)
 
 
 def test_unrelated_photos_are_not_near_duplicates(library: tuple[Settings, Database],
-                                                  embedder) -> None:  # type: ignore[no-untyped-def]
+                                                  embedder) -> None:
     settings, db = library
     ids = ids_by_name(db)
     engine = SearchEngine(settings, db, embedder)
@@ -122,7 +123,7 @@ def count_passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     original = TaggerCaptioner.caption_and_looks
 
-    def counted(self, images):  # type: ignore[no-untyped-def]
+    def counted(self, images):
         calls.append(len(images))
         return original(self, images)
 
@@ -131,12 +132,13 @@ def count_passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def test_the_network_runs_once_per_photo_and_stored_photos_catch_up(
-        small_library: tuple[Settings, Database, Path], embedder,  # type: ignore[no-untyped-def]
+        small_library: tuple[Settings, Database, Path], embedder,
         monkeypatch: pytest.MonkeyPatch) -> None:
     settings, db, photos = small_library
     calls = count_passes(monkeypatch)
     Indexer(settings, db, embedder=embedder).run([photos])
     assert sum(calls) == 5  # 5 photos, one pass each: the caption stage stored their looks
+    assert_looks_consistent(db, settings.data_dir)
     with db.read() as session:
         captions_before = session.execute(select(Caption.id, Caption.text)).all()
     with db.session() as session:  # as a library indexed before looks were kept
@@ -151,6 +153,7 @@ def test_the_network_runs_once_per_photo_and_stored_photos_catch_up(
     with db.read() as session:
         assert session.execute(select(Caption.id, Caption.text)).all() == captions_before
         assert session.scalar(select(func.count(PhotoLooks.id))) == 5
+    assert_looks_consistent(db, settings.data_dir)
     found = engine.similar(ids["copy.jpg"], k=2)
     assert found.by == "looks" and found.results[0].id == ids["astronaut-eileen-collins.png"]
 
@@ -160,8 +163,8 @@ def test_the_network_runs_once_per_photo_and_stored_photos_catch_up(
 
 
 def test_photos_of_other_captioners_fall_back_to_caption_vectors(
-        small_library: tuple[Settings, Database, Path], embedder,  # type: ignore[no-untyped-def]
-        colour_captioner) -> None:  # type: ignore[no-untyped-def]
+        small_library: tuple[Settings, Database, Path], embedder,
+        colour_captioner) -> None:
     settings, db, photos = small_library
     settings = settings.model_copy(update={"captioner": "test-colour"})
     Indexer(settings, db, embedder=embedder).run([photos])
@@ -169,4 +172,4 @@ def test_photos_of_other_captioners_fall_back_to_caption_vectors(
         assert session.scalar(select(func.count(PhotoLooks.id))) == 0
     found = SearchEngine(settings, db, embedder).similar(ids_by_name(db)["copy.jpg"], k=3)
     assert found.by == "caption" and len(found.results) == 3
-    assert all(set(h.match) == {"caption"} for h in found.results)  # type: ignore[arg-type]
+    assert all(set(h.match) == {"caption"} for h in found.results)

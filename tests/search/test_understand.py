@@ -33,7 +33,7 @@ TODAY = date(2026, 12, 5)
     ("a dog on the beach", "a dog on the beach", None, None, None, None),
     ("route 2099", "route 2099", None, None, None, None),  # not a year yet
 ])
-def test_places_and_dates_become_filters(query, text, place, after, before, season) -> None:  # type: ignore[no-untyped-def]
+def test_places_and_dates_become_filters(query, text, place, after, before, season) -> None:
     got = understand(query, PLACES, TODAY).as_dict()
     assert got == {"text": text, "place": place, "taken_after": after, "taken_before": before,
                    "season": season}

@@ -33,7 +33,7 @@ def write_where_when_photos(root: Path) -> Path:
 
 
 @pytest.fixture
-def library(tmp_path: Path, db_settings: Settings, embedder: Embedder, colour_captioner):  # type: ignore[no-untyped-def]
+def library(tmp_path: Path, db_settings: Settings, embedder: Embedder, colour_captioner):
     db = Database(db_settings.db_url)
     Indexer(db_settings, db, embedder=embedder, ocr=False).run(
         [write_where_when_photos(tmp_path / "photos")])
@@ -63,12 +63,12 @@ def engine_ids(engine: SearchEngine) -> dict[str, int]:
     ("last winter", {"black"}),  # Sydney in July 2026; December 2021 is too long ago
     ("Portugal", {"red"}),
 ])
-def test_places_and_dates_in_the_query_become_filters(library, query, expected) -> None:  # type: ignore[no-untyped-def]
+def test_places_and_dates_in_the_query_become_filters(library, query, expected) -> None:
     engine, _ = library
     assert found(engine, query) == expected
 
 
-def test_the_response_says_what_it_understood(library) -> None:  # type: ignore[no-untyped-def]
+def test_the_response_says_what_it_understood(library) -> None:
     engine, _ = library
     results = engine.search("red in Lisbon in 2019").as_dict()
     assert results["understood"] == {"text": "red", "place": "Lisbon", "taken_after": "2019-01-01",
@@ -76,7 +76,7 @@ def test_the_response_says_what_it_understood(library) -> None:  # type: ignore[
     assert engine.search("red in Lisbon", parse=False).understood is None
 
 
-def test_explicit_filters_win_over_parsed_ones(library) -> None:  # type: ignore[no-untyped-def]
+def test_explicit_filters_win_over_parsed_ones(library) -> None:
     engine, ids = library
     results = engine.search("yellow in Tokyo", place="Lisbon", min_score=0)
     assert results.understood["place"] is None and results.understood["text"] == "yellow in Tokyo"
@@ -85,7 +85,7 @@ def test_explicit_filters_win_over_parsed_ones(library) -> None:  # type: ignore
     assert ids["red"] not in {hit.id for hit in dated.results}
 
 
-def test_a_place_that_leaves_nothing_falls_back_with_a_note(library) -> None:  # type: ignore[no-untyped-def]
+def test_a_place_that_leaves_nothing_falls_back_with_a_note(library) -> None:
     """"Turkey" is a country here (the Istanbul photo): "green turkey" must still find green."""
     engine, ids = library
     results = engine.search("green turkey")
@@ -94,7 +94,7 @@ def test_a_place_that_leaves_nothing_falls_back_with_a_note(library) -> None:  #
     assert any("Turkey" in note for note in results.notes)
 
 
-def test_the_closest_photos_are_shown_weak_when_none_clears_the_cut_off(library) -> None:  # type: ignore[no-untyped-def]
+def test_the_closest_photos_are_shown_weak_when_none_clears_the_cut_off(library) -> None:
     engine, _ = library
     results = engine.search("an elephant playing the violin", k=3, mode="semantic")
     assert 1 <= len(results.results) <= 3 and all(hit.weak for hit in results.results)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 import numpy as np
 
 from capdex.captioners import catalog
-from capdex.captioners.base import Captioner
+from capdex.captioners.base import Captioner, ModelSpec
 from capdex.captioners.im2txt.decoding import beam_search
 from capdex.captioners.im2txt.vocab import SPECIAL_TOKENS, Vocabulary, load_vocab
 from capdex.captioners.lifecycle import ModelHandle, require
@@ -162,7 +162,18 @@ class OnnxRuntime:
 
 class Im2txtCaptioner(Captioner):
     name: ClassVar[str] = "im2txt"
-    extra: ClassVar[str] = "im2txt"
+    spec: ClassVar[ModelSpec] = ModelSpec(
+        "torch",
+        "Show-and-Tell (ResNet-152 + LSTM) as LibrePhotos ships it.",
+        extra="im2txt",
+        folder="im2txt",
+        required=("models/encoder-*.ckpt", "models/decoder-*.ckpt", "data/vocab.pkl"),
+        archive_url=(
+            "https://github.com/LibrePhotos/librephotos-docker/releases/download/0.1/"
+            "im2txt.tar.gz"
+        ),
+        archive_sha256="980670c0365c0e32b5fecfc0907bfee4742bcd6a40e0d6ac5692c69bbd49ccc4",
+    )
     batch_size: ClassVar[int] = 16
     input_size: ClassVar[int | None] = IMAGE_SIZE
 
@@ -190,8 +201,8 @@ class Im2txtCaptioner(Captioner):
         )
 
     def _load(self) -> Runtime:
-        require("torch", self.extra)
-        require("torchvision", self.extra)
+        require("torch", self.spec.extra or "im2txt")
+        require("torchvision", self.spec.extra or "im2txt")
         return TorchRuntime(self.folder)
 
     def caption_batch(self, images: Sequence[Image.Image]) -> list[str]:
@@ -221,7 +232,14 @@ class Im2txtCaptioner(Captioner):
 
 class Im2txtOnnxCaptioner(Im2txtCaptioner):
     name: ClassVar[str] = "im2txt-onnx"
-    extra: ClassVar[str] = "onnx"
+    spec: ClassVar[ModelSpec] = ModelSpec(
+        "onnx",
+        "im2txt exported to ONNX, run with ONNX Runtime (same tokens as im2txt).",
+        extra="onnx",
+        folder="im2txt",
+        required=("onnx/encoder.onnx", "onnx/decoder_step.onnx", "data/vocab.pkl"),
+        made_by="capdex models export im2txt",
+    )
 
     def _load(self) -> Runtime:
         return OnnxRuntime(self.folder)

@@ -83,16 +83,21 @@ class OcrStage(Stage):
         return _fit(image, self._gate_side or self.settings.ocr_max_side)
 
     def run(self, inputs: Sequence[StageInput]) -> list[Any]:
-        self.engine.load()  # OcrUnavailable (fatal) here, not per photo
+        if self._gate_side is None:
+            self.engine.load()  # OcrUnavailable (fatal) here, not per photo
+        # else the gate loads the models (OcrUnavailable, as fatal) when a photo first has sharp
+        # edges: a run of photos without any imports no OpenCV or ONNX Runtime, whose import
+        # would compete with the captioner's start-up (issue 17)
         out: list[dict[str, Any]] = []
         for item in inputs:
             image = item.view
             if self._gate_side is not None:
-                if not self.engine.has_text(image):  # type: ignore[attr-defined]  # gated engines have it
+                if not self.engine.has_text(image):
                     out.append({"engine": self.engine.name, "text": "", "confidence": None})
                     continue
                 side = self.settings.ocr_max_side
-                image = _fit(item.larger((1, side)), side)
+                if max(image.size) >= self._gate_side:  # else the view is the whole photo
+                    image = _fit(item.larger((1, side)), side)
             result = self.engine.read(image)
             out.append({"engine": self.engine.name, "text": result.text,
                         "confidence": result.confidence})

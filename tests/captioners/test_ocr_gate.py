@@ -1,0 +1,79 @@
+"""The OCR text gate (issue 17): cheap where there is no text, and it misses no text photo —
+every photo of the samples and the OCR test set on which a full read finds text is read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks.make_photos import make
+from capdex.captioners.ocr import DETECT_SIDE, OcrEngine, sharp_region
+from capdex.images import decode_image
+from capdex.samples import SAMPLES, write_samples
+from tests.captioners.ocr_photos import build, draw_text
+
+MAX_PIXELS = 200_000_000
+OCR_MAX_SIDE = 2000  # Settings().ocr_max_side
+
+
+def test_smooth_photos_have_no_sharp_region_and_text_is_inside_its_region() -> None:
+    ys, xs = np.mgrid[0:480, 0:640]
+    smooth = np.stack([xs * 255 // 640, ys * 255 // 480, np.full_like(xs, 90)], axis=2)
+    grain = np.random.default_rng(0).normal(0, 2.5, smooth.shape)
+    photo = np.clip(smooth + grain, 0, 255).astype(np.uint8)
+    assert sharp_region(photo) is None
+    with_text = np.asarray(draw_text(Image.fromarray(photo), ("Platform 4",), 0.05, False, 3))
+    region = sharp_region(with_text)
+    assert region is not None
+    changed_rows, changed_cols = np.nonzero((with_text != photo).any(axis=2))
+    assert region[0].start <= changed_rows.min() and changed_rows.max() < region[0].stop
+    assert region[1].start <= changed_cols.min() and changed_cols.max() < region[1].stop
+
+
+def test_a_photo_without_sharp_edges_is_rejected_without_loading_the_model(tmp_path: Path) -> None:
+    engine = OcrEngine()
+    path = make(1, 4000, 3000, tmp_path)[0]
+    view = decode_image(path, max_pixels=MAX_PIXELS, size_hint=(1, DETECT_SIDE)).image
+    assert not engine.has_text(view)
+    assert engine._engine is None
+    assert OcrEngine(gate=False).has_text(view)  # no gate: everything is read
+
+
+def _reads(paths: list[Path]) -> tuple[dict[str, str], list[str]]:
+    """{photo: text a full read finds} for the photos it finds text on, and the photos among
+    them the gate rejects — each decoded as the indexer decodes it for the gate and the read."""
+    engine, full = OcrEngine(), OcrEngine(gate=False)
+    found: dict[str, str] = {}
+    missed: list[str] = []
+    for path in paths:
+        read = decode_image(path, max_pixels=MAX_PIXELS, size_hint=(1, OCR_MAX_SIDE)).image
+        read.thumbnail((OCR_MAX_SIDE, OCR_MAX_SIDE))
+        text = full.read(read).text
+        if not text:
+            continue
+        found[path.name] = text
+        view = decode_image(path, max_pixels=MAX_PIXELS, size_hint=(1, DETECT_SIDE)).image
+        view.thumbnail((DETECT_SIDE, DETECT_SIDE))
+        if not engine.has_text(view):
+            missed.append(f"{path.name}: {text[:40]!r}")
+    return found, missed
+
+
+@pytest.mark.slow
+def test_the_gate_passes_every_sample_photo_with_text(tmp_path: Path) -> None:
+    found, missed = _reads(write_samples(tmp_path, SAMPLES))
+    assert "segmentation" in found["page-of-text.png"]
+    assert missed == []
+
+
+@pytest.mark.slow
+def test_the_gate_passes_every_text_photo_of_the_ocr_test_set(tmp_path: Path) -> None:
+    paths = build(tmp_path)
+    found, missed = _reads(paths)
+    # every photo with drawn text, the scanned page, the logo, the docs' screenshots and plots
+    assert sum(name.startswith("drawn-") for name in found) >= 75, sorted(found)
+    assert len(found) >= 95, sorted(found)
+    assert missed == [], f"the gate missed {len(missed)} of {len(found)} text photos: {missed}"
