@@ -96,7 +96,7 @@ def test_cli_place_no_parse_and_weak(indexed: Settings) -> None:
     assert "No strong matches — closest photos:" in out and ".jpg" in out
 
 
-def test_cli_index_no_place(tmp_path: Path, data_dir: Path, colour_captioner) -> None:  # type: ignore[no-untyped-def]
+def test_cli_index_no_place(tmp_path: Path, data_dir: Path, colour_captioner) -> None:
     photos = write_where_when_photos(tmp_path / "photos")
     code, out, err = capdex("index", str(photos), "--data-dir", str(data_dir), "--captioner",
                             "test-colour", "--no-ocr", "--no-place", "--json")
