@@ -21,18 +21,20 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def ask(
         question: Annotated[str, typer.Argument(help='e.g. "when did we last go to the beach?"')],
-        k: Annotated[int | None, typer.Option("-k", "--k", min=1, max=50, help="How many of "
-                     "the best matching photos the LLM reads (default 8).")] = None,
-        photo: Annotated[int | None, typer.Option("--photo", min=1, max=cli.MAX_ID,
+        k: Annotated[int | None, typer.Option("-k", "--limit", min=1, max=50, metavar="N",
+                     help="How many of the best matching photos the LLM reads (default "
+                     "8).")] = None,
+        photo: Annotated[int | None, typer.Option("--photo", metavar="ID", min=1, max=cli.MAX_ID,
                          help="Ask about this one photo "
                          "(its id) with a captioner that takes a prompt, instead.")] = None,
-        llm: Annotated[str | None, typer.Option("--llm", envvar="CAPDEX_LLM", help=LLM_HELP)] = None,
-        llm_endpoint: Annotated[str | None, typer.Option("--llm-endpoint", envvar=
+        llm: Annotated[str | None, typer.Option("--llm", metavar="PROTOCOL", envvar="CAPDEX_LLM",
+                       help=LLM_HELP)] = None,
+        llm_endpoint: Annotated[str | None, typer.Option("--llm-endpoint", metavar="URL", envvar=
                                 "CAPDEX_LLM_ENDPOINT", help="Base URL of the LLM, e.g. "
                                 "http://127.0.0.1:11434 (Ollama).")] = None,
-        llm_model: Annotated[str | None, typer.Option("--llm-model", envvar="CAPDEX_LLM_MODEL",
-                             help="Model name for the LLM.")] = None,
-        llm_api_key: Annotated[str | None, typer.Option("--llm-api-key", envvar=
+        llm_model: Annotated[str | None, typer.Option("--llm-model", metavar="NAME",
+                             envvar="CAPDEX_LLM_MODEL", help="Model name for the LLM.")] = None,
+        llm_api_key: Annotated[str | None, typer.Option("--llm-api-key", metavar="KEY", envvar=
                                "CAPDEX_LLM_API_KEY", help="Key for the LLM (prefer the "
                                "environment variable: command lines are visible to others).",
                                show_envvar=True)] = None,

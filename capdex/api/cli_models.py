@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from capdex.api.cli_common import DataDir, JsonOpt
 from capdex.settings import Settings
 from capdex.captioners import catalog
 from capdex.captioners.base import CaptionerError
@@ -23,10 +24,6 @@ models_app = typer.Typer(
     add_completion=False,
 )
 
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Data directory (default: CAPDEX_DATA_DIR or the XDG one)."),
-]
 
 
 def _settings(data_dir: Path | None, **overrides: object) -> Settings:
@@ -47,7 +44,7 @@ def _human_size(size: int) -> str:
 
 @models_app.command("list")
 def list_models(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
     data_dir: DataDir = None,
 ) -> None:
     """Every model capdex knows: its hub id, whether it is installed, where and how large."""
@@ -104,7 +101,7 @@ def download(
     name: Annotated[str, typer.Argument(help="Model name, as in `capdex models list`.")],
     model: Annotated[
         str | None,
-        typer.Option("--model", help="hf-vlm only: the hub id to fetch, e.g. "
+        typer.Option("--model", metavar="ID", help="hf-vlm only: the hub id to fetch, e.g. "
                      "Qwen/Qwen2-VL-2B-Instruct (default: CAPDEX_CAPTIONER_MODEL, else "
                      "SmolVLM-256M-Instruct)."),
     ] = None,
@@ -137,7 +134,8 @@ def export(
     name: Annotated[str, typer.Argument(help="Model to export; only im2txt can be.")],
     model_path: Annotated[
         Path | None,
-        typer.Option("--model-path", help="im2txt folder (default: the data dir's models/im2txt)."),
+        typer.Option("--model-path", metavar="DIR",
+                     help="im2txt folder (default: the data dir's models/im2txt)."),
     ] = None,
     data_dir: DataDir = None,
 ) -> None:

@@ -18,14 +18,16 @@ def register(app: typer.Typer) -> None:
     def spark_index(
         paths: Annotated[list[Path], typer.Argument(help="Folders (or single photos) to caption; "
                          "on a cluster, paths every executor can read (a shared mount).")],
-        output: Annotated[str, typer.Option("--output", "-o", help="Parquet result to write "
-                          "(a folder, as Spark writes it; replaced if it exists); on a cluster "
-                          "on shared storage, or an hdfs:// or s3a:// URL.")],
-        master: Annotated[str | None, typer.Option("--master", help="Spark master URL, e.g. "
-                          "local[4] or spark://host:7077 (default: CAPDEX_SPARK_MASTER, else "
-                          "local[*]).")] = None,
-        conf: Annotated[list[str] | None, typer.Option("--conf", help="Extra Spark setting "
-                        "KEY=VALUE (repeatable), e.g. spark.executor.memory=2g.")] = None,
+        output: Annotated[str, typer.Option("--output", "-o", metavar="DEST",
+                          help="Parquet result to write (a folder, as Spark writes it; "
+                          "replaced if it exists); on a cluster on shared storage, or an "
+                          "hdfs:// or s3a:// URL.")],
+        master: Annotated[str | None, typer.Option("--master", metavar="URL",
+                          help="Spark master URL, e.g. local[4] or spark://host:7077 "
+                          "(default: CAPDEX_SPARK_MASTER, else local[*]).")] = None,
+        conf: Annotated[list[str] | None, typer.Option("--conf", metavar="KEY=VALUE",
+                        help="Extra Spark setting KEY=VALUE (repeatable), e.g. "
+                        "spark.executor.memory=2g.")] = None,
         captioner: common.CaptionerOpt = None,
         model_path: common.ModelPathOpt = None,
         endpoint: common.EndpointOpt = None,

@@ -224,3 +224,21 @@ def test_a_captioner_that_cannot_run_is_refused_with_the_reason(server: str,
     assert "blip-base" in reply.text and "capdex models download blip-base" in reply.text
     assert httpx.get(f"{server}/api/jobs").json()["current"] is None
     assert "Traceback" not in caplog.text
+
+
+def test_phone_header_is_one_row_of_buttons_above_the_search(browser: Any, server: str) -> None:
+    """At 390 px the header buttons share the brand's row (labels become icons with names), so
+    the search box and the photos start high, not below a row holding only the index button."""
+    with page_of(browser, server, **PHONE) as page:
+        for toggle in ("#ask-toggle", "#people-toggle"):  # as a library with faces and an LLM has
+            page.locator(toggle).evaluate("b => { b.hidden = false; }")
+        buttons = ["#filters-toggle", "#ask-toggle", "#people-toggle", "#status-button"]
+        brand = box(page, ".brand")
+        for selector in buttons:
+            button = box(page, selector)
+            assert abs(button["y"] - brand["y"]) < brand["height"], f"{selector} wrapped: {button}"
+            assert button["x"] + button["width"] <= 390
+        assert box(page, "#q")["y"] < 120
+        for name in ("Filters", "Ask", "People"):  # still named for screen readers
+            expect(page.get_by_role("button", name=name, exact=True)).to_be_visible()
+        expect(page.locator("#status-label")).to_contain_text("photos", timeout=TIMEOUT)

@@ -77,3 +77,21 @@ def test_limit_has_the_old_short_name_and_errors_name_the_option() -> None:
     assert result.exit_code == 2 and "'-k' / '--limit'" in result.stderr
     result = runner.invoke(app, ["search"], prog_name="capdex")
     assert result.exit_code == 2 and "Missing argument 'QUERY'" in result.stderr
+
+
+@pytest.mark.parametrize("path", [p for p in commands() if p and p[-1] not in ("models", "people")],
+                         ids=" ".join)
+def test_options_are_named_alike_in_every_command(path: tuple[str, ...]) -> None:
+    """`-k` is `--limit` everywhere, `--data-dir` reads (and takes CAPDEX_DATA_DIR) the same in
+    every command, and no value is a bare `TEXT` or `PATH`."""
+    text = help_of(*path)
+    options = text.split("Options:\n", 1)[1]
+    for line in options.splitlines():
+        if line.startswith("  -k"):
+            assert line.startswith("  -k, --limit N "), line
+        bare = re.match(r"^  (-\w, )?--[\w-]+ (TEXT|PATH)\b(.*)", line)
+        # a placeholder the help names ("contains TEXT") is chosen; one typer made up is not
+        assert not bare or bare[2] in bare[3], f"capdex {' '.join(path)}: {line}"
+    if "--data-dir" in options:
+        assert re.search(r"^  --data-dir DIR\s+Where the index is kept", options, re.MULTILINE), text
+        assert "CAPDEX_DATA_DIR" in options and "~/.local/share/capdex" in options, text
