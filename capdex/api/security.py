@@ -37,6 +37,16 @@ PAGE_CSP = (
     "form-action 'self'"
 )
 
+#: /docs and /redoc (Swagger UI and ReDoc from the fastapi-offline package): their inline start-up
+#: script, injected styles and ReDoc's blob: worker are allowed, but nothing from another host,
+#: so ReDoc's bundled Redocly logo (an <img> from cdn.redoc.ly) never leaves this machine.
+DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; script-src 'self' 'unsafe-inline' blob:; "
+    "style-src 'self' 'unsafe-inline'; worker-src 'self' blob:; connect-src 'self'; "
+    "font-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+
 
 def is_loopback(host: str) -> bool:
     """True only for addresses that cannot be reached from another machine."""
@@ -153,7 +163,8 @@ class RequestLimitMiddleware:
 
 
 class SecurityHeadersMiddleware:
-    """nosniff and no-referrer everywhere; a strict CSP and no framing on the web page."""
+    """nosniff and no-referrer everywhere; a strict CSP and no framing on the web page, and a
+    CSP that keeps /docs and /redoc on this machine."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -163,6 +174,7 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         page = scope["path"] == "/" or scope["path"].startswith("/static/")
+        docs = scope["path"] in DOCS_PATHS
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -172,6 +184,8 @@ class SecurityHeadersMiddleware:
                 if page:
                     headers += [(b"content-security-policy", PAGE_CSP.encode()),
                                 (b"x-frame-options", b"DENY")]
+                elif docs:
+                    headers += [(b"content-security-policy", DOCS_CSP.encode())]
                 message["headers"] = headers
             await send(message)
 
