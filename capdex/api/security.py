@@ -162,6 +162,31 @@ class RequestLimitMiddleware:
         await self.app(scope, limited_receive, guarded_send)
 
 
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port: `[::1]:8000` → `::1`, `a.b:80` → `a.b`."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class LoopbackHostMiddleware:
+    """On a server only this machine can reach (loopback, no key), answer only requests sent to
+    a loopback name. A web page whose own DNS name was rebound to 127.0.0.1 still sends that
+    name as Host, so it is refused instead of reading the photos (DNS rebinding)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            header = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if header and not is_loopback(host_name(header.strip())):
+                await _send_json(send, 400, "host: this server answers only to localhost; "
+                                 "open it as http://127.0.0.1:PORT (or set CAPDEX_API_KEY)")
+                return
+        await self.app(scope, receive, send)
+
+
 class SecurityHeadersMiddleware:
     """nosniff and no-referrer everywhere; a strict CSP and no framing on the web page, and a
     CSP that keeps /docs and /redoc on this machine."""
@@ -201,5 +226,7 @@ def install_security(app: FastAPI, settings: Settings) -> None:
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
             allow_methods=["GET", "POST", "PUT"], allow_headers=["X-API-Key", "Content-Type"],
         )
+    if settings.api_key is None and is_loopback(settings.host):
+        app.add_middleware(LoopbackHostMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestLimitMiddleware, limit=settings.max_request_bytes)
