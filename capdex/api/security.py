@@ -37,6 +37,16 @@ PAGE_CSP = (
     "form-action 'self'"
 )
 
+#: /docs and /redoc (Swagger UI and ReDoc from the fastapi-offline package): their inline start-up
+#: script, injected styles and ReDoc's blob: worker are allowed, but nothing from another host,
+#: so ReDoc's bundled Redocly logo (an <img> from cdn.redoc.ly) never leaves this machine.
+DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; script-src 'self' 'unsafe-inline' blob:; "
+    "style-src 'self' 'unsafe-inline'; worker-src 'self' blob:; connect-src 'self'; "
+    "font-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+
 
 def is_loopback(host: str) -> bool:
     """True only for addresses that cannot be reached from another machine."""
@@ -152,8 +162,34 @@ class RequestLimitMiddleware:
         await self.app(scope, limited_receive, guarded_send)
 
 
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port: `[::1]:8000` → `::1`, `a.b:80` → `a.b`."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class LoopbackHostMiddleware:
+    """On a server only this machine can reach (loopback, no key), answer only requests sent to
+    a loopback name. A web page whose own DNS name was rebound to 127.0.0.1 still sends that
+    name as Host, so it is refused instead of reading the photos (DNS rebinding)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            header = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if header and not is_loopback(host_name(header.strip())):
+                await _send_json(send, 400, "host: this server answers only to localhost; "
+                                 "open it as http://127.0.0.1:PORT (or set CAPDEX_API_KEY)")
+                return
+        await self.app(scope, receive, send)
+
+
 class SecurityHeadersMiddleware:
-    """nosniff and no-referrer everywhere; a strict CSP and no framing on the web page."""
+    """nosniff and no-referrer everywhere; a strict CSP and no framing on the web page, and a
+    CSP that keeps /docs and /redoc on this machine."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -163,6 +199,7 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         page = scope["path"] == "/" or scope["path"].startswith("/static/")
+        docs = scope["path"] in DOCS_PATHS
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -172,6 +209,8 @@ class SecurityHeadersMiddleware:
                 if page:
                     headers += [(b"content-security-policy", PAGE_CSP.encode()),
                                 (b"x-frame-options", b"DENY")]
+                elif docs:
+                    headers += [(b"content-security-policy", DOCS_CSP.encode())]
                 message["headers"] = headers
             await send(message)
 
@@ -187,5 +226,7 @@ def install_security(app: FastAPI, settings: Settings) -> None:
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
             allow_methods=["GET", "POST", "PUT"], allow_headers=["X-API-Key", "Content-Type"],
         )
+    if settings.api_key is None and is_loopback(settings.host):
+        app.add_middleware(LoopbackHostMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestLimitMiddleware, limit=settings.max_request_bytes)

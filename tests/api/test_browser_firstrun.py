@@ -133,6 +133,27 @@ def test_docs_load_with_the_network_cut_off(browser: Any, server: str) -> None:
         assert not outside, outside
 
 
+def test_redoc_loads_and_reaches_for_nothing_outside(browser: Any, server: str) -> None:
+    """/redoc renders from local files, and its bundle's Redocly logo (an <img> from
+    cdn.redoc.ly) is stopped by the docs' CSP before it leaves this machine."""
+    outside: list[str] = []
+
+    def only_this_server(route: Any) -> None:  # a request CSP stops never gets here
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    with page_of(browser, server, ready=False) as page:
+        page.route("**/*", only_this_server)
+        page.goto(f"{server}/redoc")
+        expect(page.locator("h1", has_text="capdex")).to_be_visible(timeout=TIMEOUT)
+        expect(page.get_by_text("/api/search").first).to_be_attached()
+        page.wait_for_timeout(500)  # the attribution logo mounts after the first render
+        assert not outside, outside
+
+
 def test_a_lost_server_is_obvious(browser: Any, indexed: Settings) -> None:
     running = serving(create_app(indexed))
     url = running.__enter__()

@@ -149,7 +149,8 @@ def test_static_files_cannot_escape_their_folder(open_server: str, path: str) ->
     # A raw socket, so no client library normalises the path before it is sent.
     host, port = open_server.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                     .encode())
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
@@ -339,3 +340,24 @@ def test_decode_slots_follow_the_setting_or_the_memory() -> None:
     assert decode_slots(120_000_000, 3) == 3
     assert 1 <= decode_slots(120_000_000) <= 64
     assert decode_slots(10**12) == 1  # an image that big: one at a time
+
+
+@pytest.mark.parametrize(("host", "answered"), [
+    ("127.0.0.1:8000", True), ("localhost:8000", True), ("[::1]:8000", True), ("localhost", True),
+    ("evil.example", False), ("evil.example:8000", False), ("127.0.0.1.evil.example", False),
+    ("192.168.1.5:8000", False)])
+def test_an_open_loopback_server_answers_only_to_loopback_names(open_server: str, host: str,
+                                                                 answered: bool) -> None:
+    """DNS rebinding: a page at evil.example rebound to 127.0.0.1 must not read the library."""
+    response = httpx.get(f"{open_server}/api/status", headers={"Host": host})
+    if answered:
+        assert response.status_code == 200 and "photos" in response.json()
+    else:
+        assert response.status_code == 400 and "photos" not in response.json()
+        assert response.json()["detail"].startswith("host: ")
+
+
+def test_a_keyed_server_leaves_the_host_to_the_key(keyed_server: str) -> None:
+    response = httpx.get(f"{keyed_server}/api/status", headers={"Host": "photos.example",
+                                                                 "X-API-Key": KEY})
+    assert response.status_code == 200
