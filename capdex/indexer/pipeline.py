@@ -181,6 +181,8 @@ class Indexer:
         self.stop = stop or threading.Event()
         #: The folders (or files) this run indexes; symlinks out of them are not followed.
         self._roots: list[str] | None = None
+        if captioner is None:
+            captioner = _default_captioner(settings)
         options = {"captioner": captioner, "recaption": recaption, **stage_options}
         created = (cls.create(settings, options) for cls in STAGES)
         self.stages: list[Stage] = [stage for stage in created if stage is not None]
@@ -541,3 +543,14 @@ class Indexer:
         with self.db.session() as session:
             session.execute(delete(Vector).where(Vector.embedder == self.embedder.name))
         self.writer.start_over()
+
+
+def _default_captioner(settings: Settings) -> Captioner | None:
+    """The configured captioner, made once (not loaded) so every stage that uses it (caption,
+    looks) shares one model; None when it cannot be made: the caption stage reports why."""
+    from capdex.captioners import registry
+
+    try:
+        return registry.create(settings.captioner, settings)
+    except Exception:  # noqa: BLE001 - reported by the caption stage, as without sharing
+        return None
