@@ -3,8 +3,8 @@
 Two runtimes compute the same vectors. ONNX Runtime + `tokenizers` (the default for a local
 sentence-transformers folder of a transformer, mean pooling and optional normalisation, such as
 the packaged MiniLM) starts in well under a second and imports no torch, so a `capdex search`
-answers quickly. The model is exported to ONNX once (torch.onnx, under a file lock) into
-`<data dir>/models/embedders/`. Anything else (a hub id, other pooling, extra layers) runs through
+answers quickly. The model is exported to ONNX once per machine (torch.onnx, under a file lock)
+into a cache every data dir shares, `~/.cache/capdex/embedders/`. Anything else (a hub id, other pooling, extra layers) runs through
 sentence-transformers on torch, as does `CAPDEX_EMBEDDER_BACKEND=torch`.
 """
 
@@ -70,10 +70,10 @@ def resolve_location(model: str) -> str:
 
 
 def default_cache_dir() -> Path:
-    """Where ONNX exports go when no settings say otherwise (the default data dir's)."""
-    from capdex.settings import default_data_dir
+    """Where ONNX exports go when no settings say otherwise (shared by every data dir)."""
+    from capdex.settings import default_cache_dir as capdex_cache
 
-    return default_data_dir() / "models" / "embedders"
+    return capdex_cache() / "embedders"
 
 
 class _Runtime(Protocol):

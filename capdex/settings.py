@@ -20,6 +20,12 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/capdex, falling back to ~/.cache/capdex: what can be made again."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "capdex"
+
+
 def default_data_dir() -> Path:
     """$XDG_DATA_HOME/capdex, falling back to ~/.local/share/capdex as the XDG spec says."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -92,7 +98,7 @@ class Settings(BaseSettings):
     embedder_onnx_dir: Path | None = Field(
         default=None,
         description="Where the embedder's one-time ONNX export is kept; default "
-        "<data dir>/models/embedders.",
+        "$XDG_CACHE_HOME/capdex/embedders (~/.cache/capdex/embedders), shared by data dirs.",
     )
 
     # Indexing
@@ -405,5 +411,7 @@ class Settings(BaseSettings):
 
     @property
     def embedder_cache_dir(self) -> Path:
-        """Where the embedder's ONNX export lives (see capdex/embedder.py)."""
-        return self.embedder_onnx_dir or self.models_dir / "embedders"
+        """Where the embedder's ONNX export lives (see capdex/embedder.py): a cache every data
+        dir shares, since it is made from the model's files alone (a new library exported it
+        again, ~8 s of CPU competing with the captioner's start-up)."""
+        return self.embedder_onnx_dir or default_cache_dir() / "embedders"

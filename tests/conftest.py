@@ -68,6 +68,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                 "CAPDEX_ANTHROPIC_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("CAPDEX_EMBEDDER_ONNX_DIR", str(embedder_onnx_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")

@@ -40,6 +40,7 @@ def test_batches_do_not_change_a_text_s_vector(embedder: Embedder) -> None:
 @pytest.mark.slow
 def test_first_run_exports_once_under_a_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              embedder: Embedder) -> None:
+    embedder.warm_up()  # the session's own export (run alone, this test made it) is not counted
     exports: list[Path] = []
     real_export = embedder_module.export_onnx
 
@@ -105,3 +106,17 @@ def test_a_fixed_list_is_embedded_once_and_kept(tmp_path: Path, embedder: Embedd
     np.save(kept[0], first[::-1])  # what is on disk is what a later process gets
     np.testing.assert_array_equal(embedder.embed_kept(texts), first[::-1])
     kept[0].unlink()
+
+
+def test_data_dirs_share_one_export_in_the_user_cache(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new library must not export MiniLM again (~8 s of CPU beside the captioner's start)."""
+    from capdex.settings import Settings
+
+    monkeypatch.delenv("CAPDEX_EMBEDDER_ONNX_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    one, two = Settings(data_dir=tmp_path / "one"), Settings(data_dir=tmp_path / "two")
+    assert one.embedder_cache_dir == two.embedder_cache_dir == tmp_path / "cache/capdex/embedders"
+    assert embedder_module.default_cache_dir() == one.embedder_cache_dir
+    monkeypatch.setenv("CAPDEX_EMBEDDER_ONNX_DIR", str(tmp_path / "mine"))
+    assert Settings(data_dir=tmp_path / "one").embedder_cache_dir == tmp_path / "mine"
