@@ -42,6 +42,18 @@ def test_a_photo_without_sharp_edges_is_rejected_without_loading_the_model(tmp_p
     assert OcrEngine(gate=False).has_text(view)  # no gate: everything is read
 
 
+def test_grain_alone_is_not_a_sharp_edge(tmp_path: Path) -> None:
+    """A smooth 2-MP photo with sensor-like grain (sigma 9 levels) has pixels 24 levels apart
+    everywhere; before the gate averaged 2x2 blocks, it ran the detector on every such photo."""
+    path = make(1, 1600, 1200, tmp_path, seed=1, distinct=1)[0]
+    view = decode_image(path, max_pixels=MAX_PIXELS, size_hint=(1, DETECT_SIDE)).image
+    view.thumbnail((DETECT_SIDE, DETECT_SIDE))
+    array = np.asarray(view.convert("RGB"))
+    assert sharp_region(array) is None
+    with_text = np.asarray(draw_text(view.copy(), ("Exit 12",), 0.03, False, 5))
+    assert sharp_region(with_text) is not None
+
+
 def _reads(paths: list[Path]) -> tuple[dict[str, str], list[str]]:
     """{photo: text a full read finds} for the photos it finds text on, and the photos among
     them the gate rejects — each decoded as the indexer decodes it for the gate and the read."""
