@@ -10,6 +10,7 @@ comment naming the copy): every file is new content to the indexer and costs a f
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -46,6 +47,19 @@ def make(count: int, width: int, height: int, folder: Path, seed: int = 0,
         pixels = pixels + grain[dy : dy + height, dx : dx + width]
         Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=90)
     return paths
+
+
+def camera_photos(count: int, work: Path) -> Path:
+    """A folder of exactly `count` 12-MP JPEGs: hard links to the first `count` of the shared
+    `work`/photos12mp (made once), so runs of different sizes reuse the same files."""
+    folder = work / "photos12mp"
+    make(count, 4000, 3000, folder)
+    subset = work / f"photos12mp-{count}"
+    subset.mkdir(exist_ok=True)
+    for path in sorted(folder.glob("*.jpg"))[:count]:
+        if not (subset / path.name).exists():
+            os.link(path, subset / path.name)
+    return subset
 
 
 if __name__ == "__main__":

@@ -16,11 +16,10 @@ the photos once). Appends its ratio lines to benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-from benchmarks.make_photos import make
+from benchmarks.make_photos import camera_photos
 from benchmarks.results import record
 from benchmarks.tagger_throughput import WORK, capdex
 
@@ -83,13 +82,7 @@ def text_photos(folder: Path, count: int = 12) -> Path:
 
 
 def main(count: int, repeats: int) -> None:
-    folder = WORK / "photos12mp"
-    make(count, 4000, 3000, folder)
-    subset = WORK / f"photos12mp-{count}"
-    subset.mkdir(exist_ok=True)
-    for path in sorted(folder.glob("*.jpg"))[:count]:
-        if not (subset / path.name).exists():
-            os.link(path, subset / path.name)
+    subset = camera_photos(count, WORK)
     texts = text_photos(WORK / "photos12mp-text")
     lines = []
     for r in range(repeats):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from benchmarks.blip_model import build_blip_base
 from benchmarks.machine import describe
-from benchmarks.make_photos import make
+from benchmarks.make_photos import camera_photos, make
 from benchmarks.results import record
 
 WORK = Path(__file__).parent / "_work"
@@ -70,13 +70,7 @@ def main(base: Path, count: int, repeats: int) -> None:
                                 check=True, capture_output=True, text=True).stdout.strip()
     new_commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                 check=True, capture_output=True, text=True).stdout.strip()
-    photos = WORK / "photos12mp"
-    make(count, 4000, 3000, photos)
-    subset = WORK / f"photos12mp-{count}"
-    subset.mkdir(exist_ok=True)
-    for path in sorted(photos.glob("*.jpg"))[:count]:
-        if not (subset / path.name).exists():
-            os.link(path, subset / path.name)
+    subset = camera_photos(count, WORK)
     model = build_blip_base(WORK / "blip-base-random")
     blip_photos = WORK / "photos24"
     make(24, 1600, 1200, blip_photos, seed=1, distinct=24)
