@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -12,6 +13,9 @@ from PIL import Image
 from capdex.embedder import Embedder
 from capdex.settings import Settings
 from capdex.captioners import Captioner, registry
+
+if TYPE_CHECKING:
+    from capdex.captioners.ocr import TextBoxes
 
 # The stub chat LLM (`chat_stub`): one server for the session, for every module that asks.
 pytest_plugins = ["tests.llm.fixtures"]
@@ -97,6 +101,17 @@ def settings(data_dir: Path) -> Settings:
 def embedder(embedder_onnx_dir: Path) -> Embedder:
     """The real default embedder, loaded once per test session."""
     return Embedder("all-MiniLM-L6-v2", cache_dir=embedder_onnx_dir)
+
+
+def line_across(image: Image.Image) -> TextBoxes:
+    """What a fake OCR engine's `find_text` reports for a photo it says shows text: one line
+    across the middle of `image`."""
+    from capdex.captioners.ocr import TextBoxes
+
+    width, height = image.size
+    box = [[0, height * 0.4], [width - 1, height * 0.4], [width - 1, height * 0.6],
+           [0, height * 0.6]]
+    return TextBoxes(np.array([box], dtype=np.float32), (width, height))
 
 
 def write_colour_photo(path: Path, colour: str, size: tuple[int, int] = (64, 48), seed: int = 0) -> Path:

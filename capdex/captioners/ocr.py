@@ -5,14 +5,16 @@ Like a captioner, this knows images and a model, nothing of the store. The engin
 lazily, once, under a lock. `assemble` (reading order, dropping weak fragments) is pure so it
 can be tested without the model.
 
-Most photos show no text, so the engine has a gate (issue 17): `has_text` looks at the photo
+Most photos show no text, so the engine has a gate (issue 17): `find_text` looks at the photo
 at the detector's own scale (DETECT_SIDE), finds the blocks with sharp edges (text is drawn
-with them; sky, skin, walls and blur have none), and runs the same PP-OCR detector on the region
-they span only; the photo is read in full (`read`: detection, then recognition at up to
-`ocr_max_side`) only when that finds text-like pixels. Looking at a small downscale instead was
-measured and rejected: at 320 px the detector missed 28 of the 104 text photos of the OCR test
-set (tests/captioners/ocr_photos.py), at 480 px 10 — small print and signs far away vanish.
-This gate, at full detection scale, misses none of them; a false pass only costs a full read.
+with them; sky, skin, walls and blur have none), and runs the same PP-OCR detector, with its
+own box post-processing, on the region they span only. That detection is the read's: a photo
+with no line boxes is done, and one with boxes is only recognised (`read(image, found)`: the
+boxes scaled to the photo at up to `ocr_max_side`), never detected twice. Looking at a small
+downscale instead was measured and rejected: at 320 px the detector missed 28 of the 104 text
+photos of the OCR test set (tests/captioners/ocr_photos.py), at 480 px 10, at 640 px 5, and a
+lower threshold on the small map does not help (its response to small print is ~0) — small
+print and signs far away vanish. This gate, at full detection scale, misses none of them.
 """
 
 from __future__ import annotations
@@ -38,10 +40,6 @@ DETECT_SIDE = 960
 GATE_BLOCK = 32
 GATE_EDGE_LEVELS = 24
 GATE_EDGE_PIXELS = 4
-#: A pixel is text-like at this detector probability (DB's own binarisation threshold); the
-#: gate passes a photo with at least GATE_MIN_PIXELS of them.
-GATE_THRESHOLD = 0.3
-GATE_MIN_PIXELS = 3
 
 
 class OcrUnavailable(RuntimeError):
@@ -55,6 +53,15 @@ class Fragment:
     box: tuple[float, float, float, float]
     text: str
     confidence: float
+
+
+@dataclass(frozen=True)
+class TextBoxes:
+    """Where the detector found lines on a view of a photo: quadrilaterals, (n, 4, 2) float32
+    in the view's pixels, clockwise from the top left, and the view's size (width, height)."""
+
+    points: np.ndarray
+    size: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -110,7 +117,7 @@ class OcrEngine:
     @property
     def version(self) -> str:
         """The package version (it fixes the bundled models) and what we change of its output:
-        a new one means OCR again, e.g. "1.4.4 det960max min0.6"."""
+        a new one means OCR again, e.g. "1.4.4 det960max view min0.6"."""
         from importlib.metadata import PackageNotFoundError, version
 
         try:
@@ -118,8 +125,10 @@ class OcrEngine:
         except PackageNotFoundError as exc:
             raise OcrUnavailable(_missing_message()) from exc
         # "max": detection scaled to at most DETECT_SIDE whatever the photo's size (the first
-        # release said det960 but detected large photos at up to 2000 px)
-        return f"{package} det{DETECT_SIDE}max min{self.min_confidence:g}"
+        # release said det960 but detected large photos at up to 2000 px); "view": the gate's
+        # detection (on the view the indexer decodes, around the sharp region) is the read's
+        gated = " view" if self.gate_side else ""
+        return f"{package} det{DETECT_SIDE}max{gated} min{self.min_confidence:g}"
 
     def check(self) -> None:
         """Raise OcrUnavailable unless the engine can run here; cheap (no model is loaded)."""
@@ -155,34 +164,89 @@ class OcrEngine:
             _pin_detection_side(engine.text_det)
             self._engine = engine
 
-    def has_text(self, image: Image.Image) -> bool:
-        """Whether `image` (a PIL image) may show text: the detector, at the scale a full read
-        detects at, finds text-like pixels where the photo has sharp edges. Photos it rejects
-        need no full `read` (see the module docstring)."""
-        if not self.gate_side:
-            return True
-        array = _rgb_array(_fit(image, self.gate_side))
+    def find_text(self, image: Image.Image) -> TextBoxes | None:
+        """The lines of text `image` (a PIL image, the view at `gate_side`) shows, found by the
+        detector where the photo has sharp edges; None when there are none, and then a full
+        `read` would find none either (see the module docstring)."""
+        import numpy as np
+
+        array = _rgb_array(_fit(image, self.gate_side or DETECT_SIDE))
         region = sharp_region(array)
         if region is None:
-            return False  # no sharp edge anywhere: nothing to load the model for
+            return None  # no sharp edge anywhere: nothing to load the model for
         self.load()
         detector = self._engine.text_det
+        crop = array[region]
+        height, width = crop.shape[:2]
+        top = self._letterbox(height, width)
+        if top:
+            crop = np.pad(crop, ((top, top), (0, 0), (0, 0)))
         with self._lock:
-            probabilities = detector.infer(_detector_input(array[region]))[0]
-        return int((probabilities > GATE_THRESHOLD).sum()) >= GATE_MIN_PIXELS
+            probabilities = detector.infer(_detector_input(crop))[0]
+        # the input was padded, not resized: the map's top-left part is the crop, pixel for pixel
+        padded = crop.shape[0]
+        boxes, _ = detector.postprocess_op(probabilities[:, :, :padded, :width], (padded, width))
+        if len(boxes) == 0:
+            return None
+        boxes[..., 1] -= top
+        boxes = detector.filter_tag_det_res(boxes, (height, width))
+        if len(boxes) == 0:
+            return None
+        offset = np.array([region[1].start, region[0].start], dtype=np.float32)
+        return TextBoxes(boxes.astype(np.float32) + offset, (array.shape[1], array.shape[0]))
 
-    def read(self, image: Image.Image) -> OcrResult:
-        """The text `image` (a PIL image) shows, in reading order; "" when none."""
+    def _letterbox(self, height: int, width: int) -> int:
+        """Rows of black the engine's own pipeline adds above and below a strip (low, or more than
+        `width_height_ratio` times as wide as high) before detecting: the detector needs the
+        room (a 493x58 banner's "node" was found only with it)."""
+        engine = self._engine
+        ratio = engine.width_height_ratio
+        if height > engine.min_height and (ratio == -1 or width / height <= ratio):
+            return 0
+        return abs(max(int(width / ratio) if ratio != -1 else 0, engine.min_height) * 2
+                   - height) // 2
+
+    def has_text(self, image: Image.Image) -> bool:
+        """Whether `image` (a PIL image) shows lines of text (`find_text`); True without a
+        gate."""
+        return not self.gate_side or self.find_text(image) is not None
+
+    def read(self, image: Image.Image, found: TextBoxes | None = None) -> OcrResult:
+        """The text `image` (a PIL image) shows, in reading order; "" when none. With `found`
+        (`find_text` on a smaller view of the same photo) only those lines are recognised, from
+        `image`; without, the engine detects them itself."""
         self.load()
         array = _rgb_array(image)
-        with self._lock:  # one inference at a time: onnxruntime already uses every core
-            found, _ = self._engine(array)
+        if found is None:
+            with self._lock:  # one inference at a time: onnxruntime already uses every core
+                lines, _ = self._engine(array)
+            pieces = [(points, text, score) for points, text, score in lines or []]
+        else:
+            pieces = self._recognise(array, found)
         fragments = []
-        for points, text, score in found or []:
+        for points, text, score in pieces:
             xs, ys = [p[0] for p in points], [p[1] for p in points]
-            fragments.append(Fragment((min(xs), min(ys), max(xs), max(ys)), str(text),
-                                      float(score)))
+            fragments.append(Fragment((float(min(xs)), float(min(ys)), float(max(xs)),
+                                       float(max(ys))), str(text), float(score)))
         return assemble(fragments, self.min_confidence)
+
+    def _recognise(self, array: np.ndarray, found: TextBoxes) -> list[tuple[Any, str, float]]:
+        """(box, text, confidence) of each line of `found`, scaled onto `array` and recognised
+        as the engine's own pipeline does (sorted, cropped upright, recognised in batches)."""
+        import numpy as np
+
+        height, width = array.shape[:2]
+        scale = np.array([width / found.size[0], height / found.size[1]], dtype=np.float32)
+        points = found.points * scale
+        points[..., 0] = points[..., 0].clip(0, width - 1)
+        points[..., 1] = points[..., 1].clip(0, height - 1)
+        engine = self._engine
+        boxes = engine.sorted_boxes(points)
+        with self._lock:
+            crops = engine.get_crop_img_list(engine.load_img(array), boxes)
+            recognised, _ = engine.text_rec(crops)
+        return [(box.tolist(), text, score)
+                for box, (text, score, *_) in zip(boxes, recognised, strict=True)]
 
 
 def _rgb_array(image: Image.Image) -> np.ndarray:

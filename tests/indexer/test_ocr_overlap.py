@@ -10,14 +10,14 @@ from pathlib import Path
 from PIL import Image
 from sqlalchemy import select
 
-from capdex.captioners.ocr import OcrEngine, OcrResult
+from capdex.captioners.ocr import OcrEngine, OcrResult, TextBoxes
 from capdex.embedder import Embedder
 from capdex.indexer.pipeline import Indexer
 from capdex.search.engine import SearchEngine
 from capdex.settings import Settings
 from capdex.store.db import Database
 from capdex.store.models import OcrText, Vector
-from tests.conftest import write_colour_photo
+from tests.conftest import line_across, write_colour_photo
 
 
 class HeldOcr(OcrEngine):
@@ -41,13 +41,13 @@ class HeldOcr(OcrEngine):
     def load(self) -> None:
         pass
 
-    def has_text(self, image: Image.Image) -> bool:
+    def find_text(self, image: Image.Image) -> TextBoxes | None:
         self.gated.append(image.size)
         assert self.release.wait(300), "the run waited for OCR before committing captions"
         red, green, blue = image.convert("RGB").resize((1, 1)).getpixel((0, 0))
-        return red > 2 * green and red > 2 * blue
+        return line_across(image) if red > 2 * green and red > 2 * blue else None
 
-    def read(self, image) -> OcrResult:
+    def read(self, image, found: TextBoxes | None = None) -> OcrResult:
         self.reads += 1
         return OcrResult("Grand opening sale at the bakery", 0.9)
 

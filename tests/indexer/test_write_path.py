@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import event, func, select
 
-from capdex.captioners.ocr import OcrEngine, OcrResult
+from capdex.captioners.ocr import OcrEngine, OcrResult, TextBoxes
 from capdex.embedder import Embedder
 from capdex.indexer import decode
 from capdex.indexer.pipeline import Indexer
@@ -25,7 +25,7 @@ from capdex.settings import Settings
 from capdex.store.db import Database
 from capdex.store.models import Caption, File, OcrText, Photo, PhotoWords, Vector
 from capdex.store.words import set_words
-from tests.conftest import ColourCaptioner, write_colour_photo
+from tests.conftest import ColourCaptioner, line_across, write_colour_photo
 
 
 @pytest.fixture
@@ -148,11 +148,11 @@ class GatedOcr(OcrEngine):
     def load(self) -> None:
         pass
 
-    def has_text(self, image: Image.Image) -> bool:
+    def find_text(self, image: Image.Image) -> TextBoxes | None:
         self.gated.append(image.size)
-        return image.width > 2 * image.height
+        return line_across(image) if image.width > 2 * image.height else None
 
-    def read(self, image) -> OcrResult:
+    def read(self, image, found: TextBoxes | None = None) -> OcrResult:
         self.read_sizes.append(image.size)
         return OcrResult("Grand opening sale at the bakery", 0.9)
 
@@ -268,7 +268,7 @@ class SlowTextOcr(OcrEngine):
     def load(self) -> None:
         pass
 
-    def read(self, image) -> OcrResult:
+    def read(self, image, found: TextBoxes | None = None) -> OcrResult:
         self.reads += 1
         if self.reads == self.stop_after:
             self.stop.set()  # Ctrl-C, SIGTERM or a cancelled job, during OCR

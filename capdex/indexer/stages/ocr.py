@@ -10,10 +10,11 @@ to — 1/8 scale (500x375, what the tagger and the 384-px thumbnail need) and 1/
 (2000x1500, `ocr_max_side`) differ by ~15%, a full decode costs ~3x. So the shared decode of a
 photo OCR will read is done at OCR's size, once, and the caption and thumbnail views are
 reduced from it (a box filter, ~2 ms), rather than decoding twice. With a text gate in the
-engine (`gate_side`, `has_text(image)`: a cheap look for text, issue 17) the shared decode only
-needs the gate's size, and photos the gate passes are decoded again at `ocr_max_side` in this
-stage's worker, from the bytes already in memory (`StageInput.larger`): most photos show no
-text and never pay for OCR's size.
+engine (`gate_side`, `find_text(image)`: the detector where the photo has sharp edges, issue 17)
+the shared decode only needs the gate's size, and photos with lines of text are decoded again
+at `ocr_max_side` in this stage's worker, from the bytes already in memory (`StageInput.larger`),
+for the recogniser to read the lines found: most photos show no text and never pay for OCR's
+size, and none is searched for text twice.
 """
 
 from __future__ import annotations
@@ -90,15 +91,16 @@ class OcrStage(Stage):
         # would compete with the captioner's start-up (issue 17)
         out: list[dict[str, Any]] = []
         for item in inputs:
-            image = item.view
+            image, found = item.view, None
             if self._gate_side is not None:
-                if not self.engine.has_text(image):
+                found = self.engine.find_text(image)
+                if found is None:
                     out.append({"engine": self.engine.name, "text": "", "confidence": None})
                     continue
                 side = self.settings.ocr_max_side
                 if max(image.size) >= self._gate_side:  # else the view is the whole photo
                     image = _fit(item.larger((1, side)), side)
-            result = self.engine.read(image)
+            result = self.engine.read(image, found)
             out.append({"engine": self.engine.name, "text": result.text,
                         "confidence": result.confidence})
         return out
