@@ -176,11 +176,11 @@ class OcrEngine:
             return None  # no sharp edge anywhere: nothing to load the model for
         self.load()
         detector = self._engine.text_det
-        crop = array[region]
-        height, width = crop.shape[:2]
-        top = self._letterbox(height, width)
-        if top:
-            crop = np.pad(crop, ((top, top), (0, 0), (0, 0)))
+        height, width = array[region].shape[:2]
+        # a strip (low, or much wider than high) gets the engine's own black rows above and
+        # below: the detector needs the room (a 493x58 banner's "node" was found only with it)
+        crop, record = self._engine.maybe_add_letterbox(array[region], {})
+        top = record["padding_1"]["top"]
         with self._lock:
             probabilities = detector.infer(_detector_input(crop))[0]
         # the input was padded, not resized: the map's top-left part is the crop, pixel for pixel
@@ -194,17 +194,6 @@ class OcrEngine:
             return None
         offset = np.array([region[1].start, region[0].start], dtype=np.float32)
         return TextBoxes(boxes.astype(np.float32) + offset, (array.shape[1], array.shape[0]))
-
-    def _letterbox(self, height: int, width: int) -> int:
-        """Rows of black the engine's own pipeline adds above and below a strip (low, or more than
-        `width_height_ratio` times as wide as high) before detecting: the detector needs the
-        room (a 493x58 banner's "node" was found only with it)."""
-        engine = self._engine
-        ratio = engine.width_height_ratio
-        if height > engine.min_height and (ratio == -1 or width / height <= ratio):
-            return 0
-        return abs(max(int(width / ratio) if ratio != -1 else 0, engine.min_height) * 2
-                   - height) // 2
 
     def has_text(self, image: Image.Image) -> bool:
         """Whether `image` (a PIL image) shows lines of text (`find_text`); True without a

@@ -45,8 +45,8 @@ class CountingOcr(OcrEngine):
         if self._text_for_page is not None:  # the page is the wide one
             return OcrResult(self._text_for_page if image.width == 384 else "", 0.9)
         real = shared_engine(0.6)  # read as the default (gated) engine reads: same text
-        found = real.find_text(image)
-        return real.read(image, found) if found is not None else OcrResult("", None)
+        lines = real.find_text(image)
+        return real.read(image, lines) if lines is not None else OcrResult("", None)
 
 
 @pytest.fixture
