@@ -66,7 +66,7 @@ class Loaded:
     """A model in memory with what feeds it: a processor (or image processor) and a tokenizer."""
 
     torch: ModuleType
-    transformers: ModuleType
+    transformers: Any  # the module; None where the model runs without it (BLIP)
     dtype: Any  # torch.bfloat16 or torch.float32
     model: Any = None
     processor: Any = None
@@ -85,6 +85,8 @@ class TransformersCaptioner(Captioner):
     #: The extra that installs what `load` imports: `pip install 'capdex[EXTRA]'`.
     default_beams: ClassVar[int] = 1
     default_min_length: ClassVar[int] = 0
+    #: False where `load` builds the model without transformers (BLIP: blip_torch).
+    needs_transformers: ClassVar[bool] = True
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -139,8 +141,10 @@ class TransformersCaptioner(Captioner):
 
     def _load(self) -> Loaded:
         torch = require("torch", self.spec.extra or "transformers")
-        transformers = require("transformers", self.spec.extra or "transformers")
-        _quiet(transformers)
+        transformers = None
+        if self.needs_transformers:
+            transformers = require("transformers", self.spec.extra or "transformers")
+            _quiet(transformers)
         folder = catalog.require_installed(self.name, self.settings)
         dtype = torch.bfloat16 if self.dtype == "bf16" else torch.float32
         loaded = Loaded(torch, transformers, dtype)
@@ -148,7 +152,8 @@ class TransformersCaptioner(Captioner):
             self.load(loaded, folder)
         except (OSError, ValueError, KeyError) as exc:
             raise CaptionerError(f"cannot load {self.name} from {folder}: {exc}") from exc
-        loaded.model.eval()
+        if isinstance(loaded.model, torch.nn.Module):
+            loaded.model.eval()
         return loaded
 
     def caption_batch(self, images: Sequence[Image.Image]) -> list[str]:
