@@ -50,7 +50,9 @@ class BlipCaptioner(TransformersCaptioner):
     def load(self, loaded: Loaded, folder: Path) -> None:
         from capdex.captioners.blip_torch import Blip, Tokens
 
-        loaded.model = Blip(folder, loaded.dtype)
+        from capdex.settings import default_cache_dir
+
+        loaded.model = Blip(folder, loaded.dtype, cache=default_cache_dir() / "blip")
         loaded.tokenizer = Tokens(folder, loaded.model.config)
 
     def generate(self, loaded: Loaded, images: list[Image.Image]) -> list[str]:

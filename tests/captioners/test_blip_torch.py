@@ -277,3 +277,55 @@ def test_every_step_gives_transformers_cached_logits_bit_for_bit(wider_blip: Pat
         for i, expected in enumerate(out.logits):
             assert torch.equal(logits, expected), (i, (logits - expected).abs().max())
             logits = step(out.sequences[:, i + 1 : i + 2], None)
+
+
+def test_bf16_weights_are_cast_once_and_then_read_from_the_user_cache(
+    lively_blip: Path, tmp_path: Path
+) -> None:
+    from capdex.captioners.blip_torch import Blip
+
+    folder = _broken_copy(lively_blip, tmp_path / "blip")
+    cache = tmp_path / "cache"
+    first = Blip(folder, torch.bfloat16, cache=cache)
+    (cast,) = cache.glob("*.safetensors")
+    again = Blip(folder, torch.bfloat16, cache=cache)
+    assert list(cache.glob("*.safetensors")) == [cast]
+    assert first.w.keys() == again.w.keys()
+    assert all(torch.equal(first.w[k], again.w[k]) for k in first.w)
+    assert all(v.dtype == torch.bfloat16 for v in again.w.values() if v.is_floating_point())
+
+    # New weights in the folder: a new cast, and the stale one is gone.
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(folder / "model.safetensors")
+    key = "vision_model.post_layernorm.bias"
+    weights[key] = weights[key] + 1
+    save_file(weights, folder / "model.safetensors")
+    changed = Blip(folder, torch.bfloat16, cache=cache)
+    assert torch.equal(changed.w[key], weights[key].to(torch.bfloat16))
+    assert [p.name for p in cache.glob("*.safetensors")] != [cast.name]
+    assert len(list(cache.glob("*.safetensors"))) == 1
+
+
+def test_a_torn_cache_file_is_cast_again(
+    lively_blip: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from capdex.captioners.blip_torch import Blip
+
+    cache = tmp_path / "cache"
+    expected = Blip(lively_blip, torch.bfloat16, cache=cache).w
+    (cast,) = cache.glob("*.safetensors")
+    cast.write_bytes(cast.read_bytes()[:1000])
+    got = Blip(lively_blip, torch.bfloat16, cache=cache).w
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    assert "ignoring the cached BLIP weights" in caplog.text
+    assert cast.stat().st_size > 1000  # written again
+
+
+def test_weights_already_in_the_dtype_are_not_copied_to_the_cache(
+    lively_blip: Path, tmp_path: Path
+) -> None:
+    from capdex.captioners.blip_torch import Blip
+
+    Blip(lively_blip, torch.float32, cache=tmp_path / "cache")  # the folder holds fp32
+    assert not list((tmp_path / "cache").glob("*"))
