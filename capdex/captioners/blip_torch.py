@@ -122,8 +122,8 @@ class ImageSettings:
         bicubic antialiased resize of the uint8 image, then (x - mean/scale) / (std/scale)."""
         batch = []
         for image in images:
-            array = np.asarray(image.convert("RGB"))
-            chw = torch.from_numpy(array.copy()).permute(2, 0, 1)[None].contiguous()
+            array = np.array(image.convert("RGB"))  # writable, as torch.from_numpy wants
+            chw = torch.from_numpy(array).permute(2, 0, 1)[None].contiguous()
             if tuple(chw.shape[-2:]) != self.size:
                 chw = F.interpolate(chw, size=list(self.size), mode="bicubic",
                                     align_corners=False, antialias=True)
@@ -165,7 +165,7 @@ def _cache_file(cache: Path, folder: Path, files: list[Path], dtype: torch.dtype
     """`cache/<folder>-<files>-<dtype>.safetensors`: a new name whenever a weights file changes
     (size or modification time), so a stale cast is never read."""
     where = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
-    stats = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    stats = [(f.name, st.st_size, st.st_mtime_ns) for f in files for st in [f.stat()]]
     what = hashlib.sha256(repr((CACHE_FORMAT, stats)).encode()).hexdigest()[:16]
     return cache / f"{where}-{what}-{str(dtype).removeprefix('torch.')}.safetensors"
 

@@ -1,6 +1,7 @@
-"""What the transformers captioners (BLIP, BLIP-2, ViT-GPT2, hf-vlm) share: the dtype choice,
-loading weights and processor once under the model lifecycle, inference mode, and a version that
-names the weights and every setting that changes the words.
+"""What the torch captioners with hub weights (BLIP, BLIP-2, ViT-GPT2, hf-vlm) share: the dtype
+choice, loading weights and processor once under the model lifecycle, inference mode, and a
+version that names the weights and every setting that changes the words. All but BLIP load
+through transformers; BLIP runs without it (`needs_transformers`, blip_torch).
 
 Models run in bf16 where the CPU computes it natively (AVX-512 BF16 or AMX), fp32 elsewhere; the
 choice is part of the caption's version because it can change the words.
