@@ -19,14 +19,18 @@ print and signs far away vanish. This gate, at full detection scale, misses none
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
+
+log = logging.getLogger(__name__)
 
 ENGINE_NAME = "rapidocr"
 _PACKAGE = "rapidocr-onnxruntime"
@@ -162,6 +166,7 @@ class OcrEngine:
             engine = RapidOCR(use_cls=False, print_verbose=False, det_limit_type="max",
                               det_limit_side_len=DETECT_SIDE)
             _pin_detection_side(engine.text_det)
+            _use_fused_detector(engine.text_det)
             self._engine = engine
 
     def find_text(self, image: Image.Image) -> TextBoxes | None:
@@ -315,6 +320,38 @@ def _pin_detection_side(detector: Any) -> None:
 
     preprocess = DetPreProcess(DETECT_SIDE, "max", detector.mean, detector.std)
     detector.get_preprocess = lambda longest_side: preprocess
+
+
+def _use_fused_detector(detector: Any) -> None:
+    """Run the detector's model with its elementwise chains folded into its convolutions
+    (`capdex.captioners.ocr_graph`: 1.5x cheaper, same output up to float rounding), in a session
+    made for sharing 2 cores with the captioner: its worker threads sleep when idle instead of
+    spinning (they spun on the cores the tagger needed), and it reuses its buffers from photo
+    to photo (RapidOCR turns that arena off; a fresh map for each photo cost page faults)."""
+    import onnxruntime as ort
+
+    from capdex.captioners.ocr_graph import fused_detector
+    from capdex.settings import default_cache_dir
+
+    source = _detector_model()
+    if not source.is_file():
+        log.warning("%s not found (another RapidOCR release?): its detector runs as it is", source)
+        return
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    model = fused_detector(source, default_cache_dir() / "ocr")
+    detector.infer.session = ort.InferenceSession(
+        model if isinstance(model, bytes) else str(model), options,
+        providers=["CPUExecutionProvider"])
+
+
+def _detector_model() -> Path:
+    """The detection model RapidOCR 1.4 ships and loads (its config.yaml names it)."""
+    import rapidocr_onnxruntime
+
+    return Path(rapidocr_onnxruntime.__file__).parent / "models" / "ch_PP-OCRv4_det_infer.onnx"
 
 
 def _import_engine() -> Any:
