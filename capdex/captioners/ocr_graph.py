@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 FUSE_FORMAT = 1
 #: HardSwish needs opset 14; the detector's other ops mean the same there as at its opset 12.
 _OPSET = 14
-#: Largest difference from the original model's output a rewrite may make (a probability).
-TOLERANCE = 1e-4
+#: Largest difference from the original model's output a rewrite may make (a probability; on
+#: real photos rounding makes up to ~1e-4, a wrong fold makes far more).
+TOLERANCE = 1e-3
 
 
 class _Graph:
