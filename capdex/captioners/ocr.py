@@ -134,7 +134,9 @@ class OcrEngine:
             raise OcrUnavailable(_missing_message()) from exc
         # "max": detection scaled to at most DETECT_SIDE whatever the photo's size (the first
         # release said det960 but detected large photos at up to 2000 px); "view": the gate's
-        # detection (on the view the indexer decodes, around the sharp region) is the read's
+        # detection (on the view the indexer decodes, around the sharp region) is the read's.
+        # The rewritten detector (ocr_graph) is not named: its maps are the shipped model's up
+        # to float rounding (~1e-4), its lines the same, so nothing needs reading again.
         gated = " view" if self.gate_side else ""
         return f"{package} det{DETECT_SIDE}max{gated} min{self.min_confidence:g}"
 
