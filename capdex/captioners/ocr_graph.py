@@ -6,9 +6,10 @@ another scale and shift after it, and `x + x * s` in every squeeze-excite block.
 fuses none of them, and each one walks a full feature map (and leaves its NCHWc layout and comes
 back): measured at 960x736 on 2 cores, 112 ms a photo, of which convolutions 34%. Folded into
 the convolutions (and hard-swish as one HardSwish node, which ONNX Runtime fuses into its
-convolution), the same arithmetic takes ~75 ms, on any CPU: a 1.5x cheaper OCR gate on photos
-with sharp edges (issue 17). The outputs differ from the original's by float rounding only
-(~1e-7); `fused_detector` checks that on every model it rewrites and otherwise keeps the original.
+convolution), the same arithmetic takes ~70 ms: benchmarks/ocr_detector.py measures 1.67x on
+the sharp regions of real photographs, where the OCR gate still runs the detector (issue 17).
+The maps differ from the original's by float rounding only (up to ~1e-4 on real photos);
+`fused_detector` checks each model it rewrites and otherwise keeps the original.
 
 The rewritten model is cached in the user cache (`onnx` is imported, ~0.7 s, only to write it).
 """
