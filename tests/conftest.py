@@ -59,16 +59,9 @@ def embedder_onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("embedders")
 
 
-@pytest.fixture(scope="session")
-def ocr_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One rewrite of the OCR detector for the whole session (`capdex.captioners.ocr_graph`:
-    each `capdex` process with a new user cache would import onnx and make it again)."""
-    return tmp_path_factory.mktemp("ocr-cache")
-
-
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                          embedder_onnx_dir: Path, ocr_cache_dir: Path) -> Iterator[None]:
+                          embedder_onnx_dir: Path) -> Iterator[None]:
     """No test reads the user's data dir, settings or the network."""
     for var in ("CAPDEX_DATA_DIR", "CAPDEX_DATABASE_URL", "CAPDEX_CAPTIONER", "CAPDEX_EMBEDDER",
                 "CAPDEX_EMBEDDER_BACKEND",
@@ -80,8 +73,6 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    (tmp_path / "xdg-cache" / "capdex").mkdir(parents=True)
-    (tmp_path / "xdg-cache" / "capdex" / "ocr").symlink_to(ocr_cache_dir)
     monkeypatch.setenv("CAPDEX_EMBEDDER_ONNX_DIR", str(embedder_onnx_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
