@@ -213,7 +213,7 @@ def fold_activation_scale_shift(graph: _Graph) -> int:
         c, d, output, chain = found
         readers = graph.consumers.get(output, [])
         pointwise = output not in graph.outputs and readers and all(
-            r.op_type == "Conv" and _conv_weights(graph, r) is not None
+            r.op_type == "Conv" and r.input[0] == output and _conv_weights(graph, r) is not None
             and _attributes(r).get("kernel_shape") == [1, 1]
             and not any(_attributes(r).get("pads", [0])) for r in readers)
         if pointwise:
