@@ -39,6 +39,7 @@ def main(repeats: int) -> None:
         _detector_model,
         _fit,
         _rgb_array,
+        detector_session_options,
         sharp_region,
     )
     from capdex.captioners.ocr_graph import fuse
@@ -55,9 +56,7 @@ def main(repeats: int) -> None:
         region = sharp_region(array)
         if region is not None:
             inputs.append(_detector_input(array[region]))
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options = detector_session_options()
     source = _detector_model()
     fused, counts = fuse(onnx.load(str(source)))
     sessions = {"as shipped": ort.InferenceSession(str(source), options,

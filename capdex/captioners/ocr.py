@@ -343,14 +343,22 @@ def _use_fused_detector(detector: Any) -> None:
     if not source.is_file():
         log.warning("%s not found (another RapidOCR release?): its detector runs as it is", source)
         return
+    model = fused_detector(source, default_cache_dir() / "ocr")
+    detector.infer.session = ort.InferenceSession(
+        model if isinstance(model, bytes) else str(model), detector_session_options(),
+        providers=["CPUExecutionProvider"])
+
+
+def detector_session_options() -> Any:
+    """ONNX Runtime options for the detector's session (see `_use_fused_detector`): all graph
+    optimisations, idle threads that sleep, the buffer arena on (ONNX Runtime's default)."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    model = fused_detector(source, default_cache_dir() / "ocr")
-    detector.infer.session = ort.InferenceSession(
-        model if isinstance(model, bytes) else str(model), options,
-        providers=["CPUExecutionProvider"])
+    return options
 
 
 def _detector_model() -> Path:

@@ -99,6 +99,11 @@ class _Graph:
         self.constants[name] = array
         return name
 
+    def replace(self, old: Any, new: Any) -> None:
+        """Put `new` where `old` was in the node list (its order is the graph's)."""
+        self.nodes[self.nodes.index(old)] = new
+        self._index()
+
     def remove(self, nodes: list[Any]) -> None:
         gone = {id(n) for n in nodes}
         self.nodes = [n for n in self.nodes if id(n) not in gone]
@@ -191,7 +196,7 @@ def fold_hard_swish(graph: _Graph) -> int:
         if div is None or div.input[0] != mul.output[0] or graph.scalar(div.input[1]) != 6.0:
             continue
         swish = helper.make_node("HardSwish", [x], [div.output[0]], name=graph.name("hardswish"))
-        graph.nodes[graph.nodes.index(add)] = swish
+        graph.replace(add, swish)
         graph.remove([clip, mul, div])
         folded += 1
     return folded
@@ -303,11 +308,9 @@ def fold_excite_residual(graph: _Graph) -> int:
             continue  # the squeeze-excite gates; x·(s + 1) only saves work where s is small
         one = graph.add_constant("one", np.ones((), np.float32))
         plus_one = graph.name("gate_plus_one")
-        graph.nodes[graph.nodes.index(mul)] = helper.make_node(
-            "Add", [gate, one], [plus_one], name=graph.name("gate"))
-        graph.nodes[graph.nodes.index(add)] = helper.make_node(
-            "Mul", [x, plus_one], [add.output[0]], name=graph.name("excite"))
-        graph._index()
+        graph.replace(mul, helper.make_node("Add", [gate, one], [plus_one], name=graph.name("gate")))
+        graph.replace(add, helper.make_node("Mul", [x, plus_one], [add.output[0]],
+                                            name=graph.name("excite")))
         folded += 1
     return folded
 
